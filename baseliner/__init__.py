@@ -1,0 +1,4 @@
+"""baseliner: human baselining of ML research-engineering tasks."""
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,42 @@
+from django import forms
+from django.contrib import admin
+
+from .models import Host, Lease
+
+
+class HostForm(forms.ModelForm):
+    admin_private_key = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False,
+        help_text="Paste to set or replace; stored encrypted and never shown again.",
+    )
+
+    class Meta:
+        model = Host
+        exclude = ("admin_key_encrypted",)
+
+    def save(self, commit=True):
+        host = super().save(commit=False)
+        if self.cleaned_data.get("admin_private_key"):
+            host.set_admin_key(self.cleaned_data["admin_private_key"])
+        if commit:
+            host.save()
+        return host
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    form = HostForm
+    list_display = ("name", "address", "port", "gpu_count", "enabled", "created")
+    list_filter = ("enabled",)
+    search_fields = ("name", "address")
+
+
+@admin.register(Lease)
+class LeaseAdmin(admin.ModelAdmin):
+    list_display = ("id", "attempt", "provider", "state", "host", "gpu_index", "address", "username", "last_healthy_at", "health_failures", "created")
+    list_filter = ("state", "provider", "host")
+    search_fields = ("attempt__expert__username", "address", "username")
+    exclude = ("credentials_encrypted", "nonce")
+    readonly_fields = ("attempt", "provider", "state", "host", "gpu_index", "address", "port", "username", "host_key",
+                       "host_key_fingerprint", "gpu_info", "provider_state", "progress", "progress_message", "error",
+                       "created", "ready_at", "last_health_at", "last_healthy_at", "health_failures", "torn_down_at", "cost_per_hour")

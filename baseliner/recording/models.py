@@ -1,0 +1,49 @@
+"""What the expert did: terminal recordings, commands, editor saves."""
+from django.db import models
+
+
+class Recording(models.Model):
+    """One asciicast v2 file: one terminal (tmux session) for one connection of the bridge.
+    Several recordings of a terminal are stitched in time order for playback."""
+
+    attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="recordings")
+    terminal = models.CharField(max_length=64, help_text="tmux session name")
+    path = models.CharField(max_length=500, help_text="Relative to RECORDINGS_DIR")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    width = models.PositiveIntegerField(default=80)
+    height = models.PositiveIntegerField(default=24)
+    bytes_out = models.BigIntegerField(default=0)
+    bytes_in = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["attempt", "started_at"]
+
+
+class CommandRecord(models.Model):
+    """A command run in the expert's shell, captured by shell integration (OSC 133 markers)."""
+
+    attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="commands")
+    terminal = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField()
+    elapsed_seconds = models.FloatField(help_text="Attempt time at the start of the command")
+    duration_seconds = models.FloatField(null=True, blank=True)
+    cwd = models.CharField(max_length=1000, blank=True)
+    command = models.TextField()
+    exit_status = models.IntegerField(null=True, blank=True)
+    source = models.CharField(max_length=20, default="bridge", help_text="bridge (browser terminal) or machine (any shell)")
+
+    class Meta:
+        ordering = ["attempt", "started_at", "pk"]
+
+
+class EditorSave(models.Model):
+    attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="editor_saves")
+    path = models.CharField(max_length=1000, help_text="Relative to the expert's home")
+    created = models.DateTimeField()
+    elapsed_seconds = models.FloatField()
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["attempt", "created"]

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "baseliner administration"
+admin.site.site_title = "baseliner"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("baseliner.accounts.urls")),
+    path("", include("baseliner.web.urls")),
+]

@@ -1,0 +1,40 @@
+"""The attempt events socket: read-only pushes of state, progress, scores and warnings."""
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
+
+from baseliner.attempts.access import attempt_for_user
+
+from .events import attempt_group
+
+
+@database_sync_to_async
+def _may_see(user, attempt_id) -> bool:
+    try:
+        attempt_for_user(user=user, attempt_id=attempt_id)
+    except Http404:
+        return False
+    return True
+
+
+class AttemptEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.attempt_id = self.scope["url_route"]["kwargs"]["attempt_id"]
+        self.group = None
+        if not await _may_see(self.scope.get("user"), self.attempt_id):
+            await self.close(code=4403)
+            return
+        self.group = attempt_group(self.attempt_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        # Nothing is accepted from the page on this socket.
+        await self.send_json({"type": "error", "message": "This socket is read-only."})
+
+    async def attempt_event(self, message):
+        await self.send_json(message["event"])

@@ -1,0 +1,35 @@
+"""A clear temporary error page, not a crash page, while the database or Redis is down."""
+import logging
+
+from django.db import InterfaceError
+from django.template.response import TemplateResponse
+
+log = logging.getLogger(__name__)
+
+try:  # redis-py's connection errors (cache, channel layer)
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    _REDIS_ERRORS: tuple = (RedisConnectionError, RedisTimeoutError)
+except ImportError:  # pragma: no cover
+    _REDIS_ERRORS = ()
+
+from django.db.utils import OperationalError
+
+UNAVAILABLE = (OperationalError, InterfaceError, *_REDIS_ERRORS)
+
+
+class ServiceUnavailableMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, UNAVAILABLE):
+            log.error("service unavailable while handling %s: %s", request.path, exception)
+            response = TemplateResponse(request, "503.html", {"message": "A service baseliner depends on is briefly unavailable."}, status=503)
+            response["Retry-After"] = "5"
+            return response.render()
+        return None
