@@ -198,6 +198,17 @@ def page(browser, live_url):
     assert not errors, f"console errors in the page: {errors}"
 
 
+@pytest.fixture
+def sshd(tmp_path):
+    """A real OpenSSH server on loopback with its own host key (provisioning.sshd)."""
+    from provisioning.sshd import LoopbackSshd
+
+    server = LoopbackSshd(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()
+
+
 def login(page, username: str, password: str) -> None:
     page.goto("/login/")
     page.get_by_label("Username").fill(username)

@@ -1,0 +1,168 @@
+"""
+SSH to machines: the one place baseliner opens SSH connections (paramiko).
+
+Host keys are *pinned*: every connection verifies the server's key against the one recorded
+when the machine was leased, and a mismatch is refused with HostKeyMismatch. There is no
+auto-accept policy anywhere in baseliner (a changed key means another machine, or a
+man in the middle, and the expert's work must not go there).
+
+    client = connect(address="127.0.0.1", port=2222, username="root",
+                     private_key=pem, host_key="ssh-ed25519 AAAA...")
+    result = run(client, "id -u", timeout=10)
+    result.exit_status, result.stdout
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import socket
+import time
+from dataclasses import dataclass
+
+import paramiko
+
+
+class SSHError(Exception):
+    """A connection or command failed. ``str()`` is fit for staff; user_message for experts."""
+
+    user_message = "The connection to your machine failed. Retrying usually helps; staff have been told."
+
+
+class HostKeyMismatch(SSHError):
+    user_message = "Your machine's identity changed unexpectedly, so baseliner refused to connect. Staff have been told."
+
+
+class Unreachable(SSHError):
+    user_message = "Your machine is not answering. Staff have been told."
+
+
+def generate_key() -> tuple[str, str]:
+    """A new Ed25519 key pair: (private key in OpenSSH PEM format, public key line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return pem.decode(), pub.decode()
+
+
+def load_private_key(pem: str) -> paramiko.PKey:
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(pem))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise SSHError("unsupported or malformed private key")
+
+
+def parse_host_key(line: str) -> paramiko.PKey:
+    """'ssh-ed25519 AAAA... [comment]' -> PKey."""
+    parts = line.strip().split()
+    if len(parts) < 2:
+        raise SSHError(f"malformed host key: {line[:40]!r}")
+    return paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
+
+
+def fingerprint(host_key_line: str) -> str:
+    """OpenSSH-style SHA256 fingerprint of a public key line."""
+    blob = base64.b64decode(host_key_line.strip().split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def _known_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def connect(*, address: str, port: int, username: str, private_key: str, host_key: str, timeout: float = 10.0,
+            keepalive: int = 15) -> paramiko.SSHClient:
+    """A connected client whose server key matched ``host_key``; raises HostKeyMismatch,
+    Unreachable or SSHError."""
+    if not host_key:
+        raise SSHError("no pinned host key for this machine: refusing to connect")
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    pinned = parse_host_key(host_key)
+    client.get_host_keys().add(_known_name(address, port), pinned.get_name(), pinned)
+    try:
+        client.connect(
+            address, port=port, username=username, pkey=load_private_key(private_key), timeout=timeout,
+            banner_timeout=timeout, auth_timeout=timeout, allow_agent=False, look_for_keys=False,
+            disabled_algorithms={"keys": []},
+        )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise HostKeyMismatch(
+            f"host key of {address}:{port} changed: expected {fingerprint(host_key)}, got "
+            f"{fingerprint(exc.key.get_name() + ' ' + exc.key.get_base64())}"
+        ) from exc
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc) or "Server" in str(exc) and "not found" in str(exc):
+            raise HostKeyMismatch(f"host key of {address}:{port} does not match the pinned key ({exc})") from exc
+        raise SSHError(f"SSH to {username}@{address}:{port} failed: {exc}") from exc
+    except (OSError, socket.timeout, EOFError) as exc:
+        client.close()
+        raise Unreachable(f"cannot reach {address}:{port}: {exc}") from exc
+    transport = client.get_transport()
+    if transport is not None and keepalive:
+        transport.set_keepalive(keepalive)
+    return client
+
+
+@dataclass
+class RunResult:
+    exit_status: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.timed_out
+
+
+def run(client: paramiko.SSHClient, command: str, *, timeout: float = 60.0, stdin: bytes | str | None = None,
+        max_output: int = 1 << 20) -> RunResult:
+    """Run ``command`` and wait at most ``timeout`` seconds. At most ``max_output`` bytes of
+    each stream are kept; the rest is read and dropped, so a chatty program can neither stall
+    nor exhaust us. Closing the channel at the timeout does not kill a remote program that
+    ignores SIGHUP: callers that must bound it wrap it in ``timeout -k 5 N`` on the machine."""
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise Unreachable("the SSH connection is closed")
+    chan = transport.open_session(timeout=10)
+    chan.exec_command(command)
+    if stdin is not None:
+        chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
+    chan.shutdown_write()
+    out, err = bytearray(), bytearray()
+    truncated = timed_out = False
+
+    def keep(buf: bytearray, data: bytes) -> bool:
+        room = max_output - len(buf)
+        if room > 0:
+            buf += data[:room]
+        return len(data) > max(room, 0)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = False
+        if chan.recv_ready():
+            truncated |= keep(out, chan.recv(65536))
+            got = True
+        if chan.recv_stderr_ready():
+            truncated |= keep(err, chan.recv_stderr(65536))
+            got = True
+        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            break
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        if not got:
+            time.sleep(0.005)
+    status = None if timed_out else chan.recv_exit_status()
+    chan.close()
+    return RunResult(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), timed_out, truncated)

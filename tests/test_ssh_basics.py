@@ -1,0 +1,83 @@
+"""The shared SSH layer against a real OpenSSH server on loopback."""
+import getpass
+import os
+
+import pytest
+
+from provisioning import ssh
+from provisioning.sshd import LoopbackSshd
+
+# `sshd` comes from tests/conftest.py
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def login(sshd):
+    pem, pub = ssh.generate_key()
+    user = getpass.getuser()
+    sshd.authorize(user, pub)
+    return dict(address="127.0.0.1", port=sshd.port, username=user, private_key=pem, host_key=sshd.host_key)
+
+
+def test_run_a_command_over_real_ssh(login):
+    client = ssh.connect(**login)
+    result = ssh.run(client, "echo hello; echo oops >&2; exit 3")
+    assert (result.exit_status, result.stdout, result.stderr) == (3, "hello\n", "oops\n")
+    client.close()
+
+
+def test_a_changed_host_key_is_refused_with_a_clear_error(login, tmp_path):
+    other = LoopbackSshd(tmp_path / "other")
+    other.start()
+    try:
+        login["host_key"] = other.host_key
+        with pytest.raises(ssh.HostKeyMismatch, match="host key of 127.0.0.1:.* changed: expected SHA256:"):
+            ssh.connect(**login)
+    finally:
+        other.stop()
+
+
+def test_no_pinned_key_means_no_connection(login):
+    login["host_key"] = ""
+    with pytest.raises(ssh.SSHError, match="no pinned host key"):
+        ssh.connect(**login)
+
+
+def test_a_dead_host_is_unreachable(login, sshd):
+    sshd.stop()
+    with pytest.raises(ssh.Unreachable):
+        ssh.connect(**login)
+
+
+def test_output_is_capped_and_a_hang_times_out(login):
+    client = ssh.connect(**login)
+    big = ssh.run(client, "head -c 5000000 /dev/zero", max_output=1000)
+    assert len(big.stdout) == 1000 and big.truncated is True and big.exit_status == 0
+    slow = ssh.run(client, "sleep 30", timeout=0.5)
+    assert slow.timed_out is True and slow.exit_status is None
+    client.close()
+
+
+def test_stopping_sshd_ends_its_sessions(login, sshd):
+    client = ssh.connect(**login)
+    assert ssh.run(client, "true").ok
+    sshd.stop()
+    with pytest.raises((ssh.Unreachable, Exception)):
+        ssh.run(client, "true", timeout=3)
+    assert not sshd.is_running()
+
+
+def test_fingerprint_matches_ssh_keygen(sshd):
+    import subprocess
+
+    out = subprocess.run(["ssh-keygen", "-lf", str(sshd.host_key_path.with_suffix(".pub"))], capture_output=True, text=True).stdout
+    assert ssh.fingerprint(sshd.host_key) in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root mode only")
+def test_root_may_log_in_with_a_key(sshd):
+    pem, pub = ssh.generate_key()
+    sshd.authorize("root", pub)
+    client = ssh.connect(address="127.0.0.1", port=sshd.port, username="root", private_key=pem, host_key=sshd.host_key)
+    assert ssh.run(client, "id -u").stdout.strip() == "0"
