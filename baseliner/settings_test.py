@@ -3,7 +3,12 @@
 Environment variables still win, so CI or a developer can point the suite elsewhere.
 """
 import os
+from pathlib import Path
 
+import environ
+
+# A developer's .env (never committed) may point the suite at another database or Redis db.
+environ.Env.read_env(Path(__file__).resolve().parent.parent / ".env", overwrite=False)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baseliner")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("BASELINER_VAR_DIR", "/tmp/baseliner-test-var")

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 log() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+[ -f .env ] && { set -a; . ./.env; set +a; }
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/baseliner}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/9}"
 
