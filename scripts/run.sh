@@ -14,12 +14,13 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 if [ -z "${REDIS_URL:-}" ]; then
-  sock="$BASELINER_VAR_DIR/run/redis.sock"
-  redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save "" --appendonly no \
+  # A private Redis on a free loopback port (channel layer, Celery broker, cache).
+  rport=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --bind 127.0.0.1 --port "$rport" --save "" --appendonly no \
     --dir "$BASELINER_VAR_DIR/run" --logfile "$BASELINER_VAR_DIR/run/redis.log" &
   pids+=($!)
-  for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-  export REDIS_URL="unix://$sock?db=0"
+  for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  export REDIS_URL="redis://127.0.0.1:$rport/0"
 fi
 
 py=.venv/bin/python
@@ -38,4 +39,6 @@ echo "  logs: $BASELINER_VAR_DIR/run/  (Ctrl-C stops everything)"
 echo
 .venv/bin/uvicorn baseliner.asgi:application --host 127.0.0.1 --port "$PORT" --log-level warning &
 pids+=($!)
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" || true
+echo "A baseliner process stopped; see the logs in $BASELINER_VAR_DIR/run/. Stopping the rest." >&2
+exit 1
