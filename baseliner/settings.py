@@ -228,8 +228,24 @@ if PRODUCTION and not BASELINER_FERNET_KEYS:
     raise environ.ImproperlyConfigured("BASELINER_FERNET_KEYS must be set in production")
 # HMAC key for pseudonymous expert IDs in exports (two exports with one key agree).
 EXPORT_PSEUDONYM_KEY = env.str("EXPORT_PSEUDONYM_KEY", default=SECRET_KEY)
-# Machine provider: dotted path or short name (local, ssh, ec2).
+# Machine provider: dotted path or short name (local, ssh, ec2). See provisioning/base.py.
 MACHINE_PROVIDER = env.str("MACHINE_PROVIDER", default="local")
+# Dotted paths called at the end of machine preparation, in order, each as
+# hook(lease=, client=<admin paramiko client>, environment=); a hook raises to fail it.
+BASELINER_PREPARE_HOOKS: list[str] = env.list("BASELINER_PREPARE_HOOKS", default=[])
+# The local provider's loopback sshd (state dir: host key, config, authorized keys, pid).
+LOCAL_SSHD_DIR = env.path("LOCAL_SSHD_DIR", default=VAR_DIR / "machines" / "local-sshd")
+# Health checks: every LEASE_HEALTH_INTERVAL seconds; a lease is unhealthy after
+# LEASE_HEALTH_FAILURES failed checks in a row, and torn down by the reaper after
+# LEASE_UNREACHABLE_MINUTES without a good check.
+LEASE_HEALTH_INTERVAL = env.float("LEASE_HEALTH_INTERVAL", default=30.0)  # seconds
+LEASE_HEALTH_FAILURES = env.int("LEASE_HEALTH_FAILURES", default=3)
+LEASE_UNREACHABLE_MINUTES = env.float("LEASE_UNREACHABLE_MINUTES", default=15.0)
+# A lease still provisioning after this long (its worker died) is failed and torn down.
+LEASE_PROVISION_TIMEOUT_MINUTES = env.float("LEASE_PROVISION_TIMEOUT_MINUTES", default=20.0)
+LEASE_REAPER_INTERVAL = env.float("LEASE_REAPER_INTERVAL", default=60.0)  # seconds
+CELERY_BEAT_SCHEDULE["lease-health-checks"] = {"task": "machines.lease_health_check_all", "schedule": LEASE_HEALTH_INTERVAL}
+CELERY_BEAT_SCHEDULE["lease-reaper"] = {"task": "machines.lease_reap", "schedule": LEASE_REAPER_INTERVAL}
 # Default time limit of an attempt when the environment sets none (seconds).
 DEFAULT_TIME_LIMIT_SECONDS = env.int("DEFAULT_TIME_LIMIT_SECONDS", default=8 * 3600)
 

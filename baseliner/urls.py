@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("baseliner.accounts.urls")),
     path("", include("baseliner.web.urls")),
+    path("", include("baseliner.machines.urls")),
 ]

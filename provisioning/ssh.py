@@ -124,18 +124,21 @@ class RunResult:
         return self.exit_status == 0 and not self.timed_out
 
 
-def run(client: paramiko.SSHClient, command: str, *, timeout: float = 60.0, stdin: bytes | str | None = None,
+def run(client: paramiko.SSHClient, command: str, *, timeout: float = 60.0, stdin=None,
         max_output: int = 1 << 20) -> RunResult:
     """Run ``command`` and wait at most ``timeout`` seconds. At most ``max_output`` bytes of
     each stream are kept; the rest is read and dropped, so a chatty program can neither stall
-    nor exhaust us. Closing the channel at the timeout does not kill a remote program that
-    ignores SIGHUP: callers that must bound it wrap it in ``timeout -k 5 N`` on the machine."""
+    nor exhaust us. ``stdin`` is bytes, str or a binary file (streamed). Closing the channel
+    at the timeout does not kill a remote program that ignores SIGHUP: callers that must bound it wrap it in ``timeout -k 5 N`` on the machine."""
     transport = client.get_transport()
     if transport is None or not transport.is_active():
         raise Unreachable("the SSH connection is closed")
     chan = transport.open_session(timeout=10)
     chan.exec_command(command)
-    if stdin is not None:
+    if hasattr(stdin, "read"):  # a file: stream it in chunks (e.g. a tar of an environment)
+        while chunk := stdin.read(1 << 16):
+            chan.sendall(chunk)
+    elif stdin is not None:
         chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
     chan.shutdown_write()
     out, err = bytearray(), bytearray()

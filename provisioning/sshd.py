@@ -12,6 +12,8 @@ root for preparation and scoring). Note for user creation: OpenSSH without PAM r
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -150,6 +152,33 @@ class LoopbackSshd:
     def revoke(self, username: str) -> None:
         (self.keys_dir / username).unlink(missing_ok=True)
 
+    def add_key(self, username: str, public_key_line: str, *, tag: str) -> None:
+        """Allow one more key for ``username``, labelled ``tag`` (one line per tag), next to
+        the keys other leases authorized for the same user (e.g. root)."""
+        line = " ".join(public_key_line.split()[:2]) + f" {tag}\n"
+        with self._keys_locked(username) as lines:
+            lines[:] = [x for x in lines if not x.rstrip("\n").endswith(f" {tag}")] + [line]
+
+    def remove_key(self, username: str, *, tag: str) -> None:
+        with self._keys_locked(username) as lines:
+            lines[:] = [x for x in lines if not x.rstrip("\n").endswith(f" {tag}")]
+
+    @contextlib.contextmanager
+    def _keys_locked(self, username: str):
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        path = self.keys_dir / username
+        with open(self.dir / ".keys.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+            yield lines
+            if lines:
+                tmp = path.with_name(f".{username}.tmp")
+                tmp.write_text("".join(lines))
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            else:
+                path.unlink(missing_ok=True)
+
     def _config(self) -> str:
         root = os.geteuid() == 0
         return f"""# written by baseliner (provisioning/sshd.py)
@@ -157,7 +186,9 @@ Port {self.port}
 ListenAddress 127.0.0.1
 HostKey {self.host_key_path}
 PidFile {self.pid_path}
-AuthorizedKeysFile {self.keys_dir}/%u
+# Keys baseliner authorizes live in the state dir; an expert may add their own (for their
+# own SSH client or VS Code) to ~/.ssh/authorized_keys, as on any machine.
+AuthorizedKeysFile {self.keys_dir}/%u .ssh/authorized_keys
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no

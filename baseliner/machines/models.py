@@ -68,6 +68,7 @@ class Lease(models.Model):
     last_healthy_at = models.DateTimeField(null=True, blank=True)
     health_failures = models.PositiveIntegerField(default=0)
     torn_down_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True, help_text="When the lease entered its current state")
     cost_per_hour = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
 
     class Meta:
