@@ -246,6 +246,21 @@ LEASE_PROVISION_TIMEOUT_MINUTES = env.float("LEASE_PROVISION_TIMEOUT_MINUTES", d
 LEASE_REAPER_INTERVAL = env.float("LEASE_REAPER_INTERVAL", default=60.0)  # seconds
 CELERY_BEAT_SCHEDULE["lease-health-checks"] = {"task": "machines.lease_health_check_all", "schedule": LEASE_HEALTH_INTERVAL}
 CELERY_BEAT_SCHEDULE["lease-reaper"] = {"task": "machines.lease_reap", "schedule": LEASE_REAPER_INTERVAL}
+# --- the ec2 provider (provisioning/ec2.py; launch profiles are edited in the admin) ---
+# Names this installation in the tags of every instance it launches; two baseliner installs
+# sharing an AWS account must use different ids, so neither ever touches the other's instances.
+BASELINER_DEPLOYMENT_ID = env.str("BASELINER_DEPLOYMENT_ID", default="default")
+# Another EC2 endpoint (a VPC endpoint; moto's server in tests). Empty: AWS's own.
+EC2_ENDPOINT_URL = env.str("EC2_ENDPOINT_URL", default="")
+# The reaper terminates a baseliner-tagged instance of this deployment whose lease is gone, or
+# that outlived its attempt (or was launched for a lease that never recorded it) by this long.
+EC2_REAPER_GRACE_MINUTES = env.float("EC2_REAPER_GRACE_MINUTES", default=15.0)
+# Seconds between checks while waiting for an instance, its host key and SSH.
+EC2_POLL_SECONDS = env.float("EC2_POLL_SECONDS", default=5.0)
+# Tests only: reach every instance's SSH at this "host:port" (a loopback sshd) instead of its IP.
+EC2_SSH_ENDPOINT_OVERRIDE = env.str("EC2_SSH_ENDPOINT_OVERRIDE", default="")
+if MACHINE_PROVIDER == "ec2":
+    CELERY_BEAT_SCHEDULE["ec2-reaper"] = {"task": "machines.ec2_reap", "schedule": LEASE_REAPER_INTERVAL}
 # Default time limit of an attempt when the environment sets none (seconds).
 DEFAULT_TIME_LIMIT_SECONDS = env.int("DEFAULT_TIME_LIMIT_SECONDS", default=8 * 3600)
 

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from .models import Host, Lease
+from .models import Host, LaunchProfile, Lease
 
 
 class HostForm(forms.ModelForm):
@@ -39,4 +39,16 @@ class LeaseAdmin(admin.ModelAdmin):
     exclude = ("credentials_encrypted", "nonce")
     readonly_fields = ("attempt", "provider", "state", "host", "gpu_index", "address", "port", "username", "host_key",
                        "host_key_fingerprint", "gpu_info", "provider_state", "progress", "progress_message", "error",
-                       "created", "ready_at", "last_health_at", "last_healthy_at", "health_failures", "torn_down_at", "cost_per_hour")
+                       "created", "ready_at", "last_health_at", "last_healthy_at", "health_failures", "torn_down_at", "cost_per_hour", "estimated_cost")
+
+
+@admin.register(LaunchProfile)
+class LaunchProfileAdmin(admin.ModelAdmin):
+    list_display = ("name", "enabled", "region", "instance_type", "ami_id", "price_per_hour")
+    list_filter = ("enabled", "region")
+    search_fields = ("name", "ami_id")
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "region", "instance_type", "ami_id", "disk_gb", "root_device_name")}),
+        ("Network", {"fields": ("subnet_ids", "availability_zones", "security_group_ids", "ssh_ingress_cidr", "use_public_ip")}),
+        ("Cost and tags", {"fields": ("price_per_hour", "tags", "boot_timeout_minutes")}),
+    )

@@ -70,6 +70,8 @@ class Lease(models.Model):
     torn_down_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField(null=True, blank=True, help_text="When the lease entered its current state")
     cost_per_hour = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    estimated_cost = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True,
+                                         help_text="Price per hour x hours the machine ran (cloud providers)")
 
     class Meta:
         ordering = ["-created"]
@@ -91,3 +93,73 @@ class Lease(models.Model):
 
     def credentials(self) -> str:
         return crypto.decrypt(self.credentials_encrypted) if self.credentials_encrypted else ""
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+class LaunchProfile(models.Model):
+    """How the ``ec2`` provider rents an expert's VM: one instance per attempt, launched from
+    this profile and terminated when the attempt ends. AWS credentials are never stored here:
+    they come from the standard AWS chain (environment, profile, instance role)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True, help_text="The ec2 provider uses the first enabled profile by name")
+    region = models.CharField(max_length=30, help_text="AWS region, e.g. us-east-1")
+    instance_type = models.CharField(max_length=40, default="p5.4xlarge", help_text="p5.4xlarge is one H100 (80 GB)")
+    ami_id = models.CharField(max_length=40, help_text="An AMI with NVIDIA drivers and cloud-init, e.g. a Deep Learning Base GPU AMI (Ubuntu)")
+    subnet_ids = models.CharField(
+        max_length=500, blank=True,
+        help_text="Comma-separated subnet ids, one per availability zone, tried in order: when a zone has no "
+                  "capacity the next one is tried")
+    availability_zones = models.CharField(
+        max_length=500, blank=True, help_text="Without subnets: zones of the default VPC, tried in order (e.g. us-east-1a, us-east-1b)")
+    security_group_ids = models.CharField(max_length=500, blank=True, help_text="Existing security groups to attach, comma-separated")
+    ssh_ingress_cidr = models.CharField(
+        max_length=50, blank=True,
+        help_text="If set, each instance gets its own security group admitting SSH (22/tcp) only from this range "
+                  "(the app's address, e.g. 203.0.113.7/32); it is deleted with the instance")
+    disk_gb = models.PositiveIntegerField(default=500, help_text="Root volume size in GiB (gp3, deleted with the instance)")
+    root_device_name = models.CharField(max_length=40, default="/dev/sda1", help_text="The AMI's root device")
+    use_public_ip = models.BooleanField(default=True, help_text="Connect to the public IP (else the private one, from inside the VPC)")
+    tags = models.JSONField(default=dict, blank=True, help_text='Extra tags on every instance, e.g. {"team": "evals"}')
+    price_per_hour = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True,
+                                         help_text="USD per instance hour, for cost estimates on each lease")
+    boot_timeout_minutes = models.PositiveIntegerField(default=20, help_text="How long to wait for the instance, its host key and SSH")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.instance_type} in {self.region})"
+
+    def clean(self) -> None:
+        import ipaddress
+
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        if self.subnets() and self.zones():
+            errors["availability_zones"] = "Give subnets or zones, not both: a subnet already names its zone."
+        if self.ssh_ingress_cidr:
+            try:
+                ipaddress.ip_network(self.ssh_ingress_cidr)
+            except ValueError:
+                errors["ssh_ingress_cidr"] = "Not an address range; write e.g. 203.0.113.7/32."
+        if not isinstance(self.tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items()):
+            errors["tags"] = 'Tags are a JSON object of strings, e.g. {"team": "evals"}.'
+        elif any(k.lower().startswith(("aws:", "baseliner:")) for k in self.tags):
+            errors["tags"] = "Tag names starting with aws: or baseliner: are reserved."
+        if errors:
+            raise ValidationError(errors)
+
+    def subnets(self) -> list[str]:
+        return _csv(self.subnet_ids)
+
+    def zones(self) -> list[str]:
+        return _csv(self.availability_zones)
+
+    def security_groups(self) -> list[str]:
+        return _csv(self.security_group_ids)
