@@ -76,6 +76,15 @@ class ProvisionError(Exception):
             self.user_message = user_message
 
 
+class CapacityUnavailable(ProvisionError):
+    """The provider has no machine to give right now (a cloud zone out of GPUs, a quota used
+    up). Not a failure: the caller tears down whatever was half-made, puts the attempt back in
+    the queue with ``user_message`` (its clock has not started) and tries again later."""
+
+    user_message = ("No machine is free right now. Your attempt is waiting in the queue and baseliner keeps trying; "
+                    "your clock has not started.")
+
+
 def user_message_for(exc: BaseException) -> str:
     """What the expert may read about ``exc`` (never the log message of an unknown error)."""
     return getattr(exc, "user_message", None) or ProvisionError.user_message

@@ -7,7 +7,7 @@ One attempt, from launch to teardown::
     requesting capacity   import the lease's admin key as a key pair; a per-lease security
                           group if the profile asks for one; RunInstances in the profile's
                           zones in order (a capacity or quota error moves to the next zone;
-                          when all are full, CapacityUnavailable puts the attempt back in the
+                          when all are full, NoCloudCapacity puts the attempt back in the
                           queue, clock stopped, and the queue retries it later)
     booting               wait until the instance runs and has an address
     waiting for SSH       read the instance's serial console until cloud-init prints its SSH
@@ -38,7 +38,7 @@ from django.conf import settings
 from baseliner.attempts import clock
 
 from . import shared_host, ssh
-from .base import Provider, ProvisionError
+from .base import CapacityUnavailable, Provider, ProvisionError
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,9 @@ HOST_KEYS_BEGIN, HOST_KEYS_END = "-----BEGIN SSH HOST KEY KEYS-----", "-----END 
 HOST_KEY_PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
 
 
-class CapacityUnavailable(ProvisionError):
-    """Every configured zone refused for lack of capacity or quota. Not a failure: the attempt
-    goes back to the queue (clock stopped) and is retried."""
+class NoCloudCapacity(CapacityUnavailable):
+    """Every configured zone refused for lack of capacity or quota: the attempt waits in the
+    queue (clock stopped) and is tried again."""
 
     user_message = ("No H100 machine is free at the cloud provider right now. Your attempt is waiting in the queue "
                     "and baseliner keeps trying; your clock has not started.")
@@ -76,7 +76,7 @@ def ec2_client(region: str, *, attempts: int = 3):
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=10, read_timeout=60)
+    config = Config(retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=10, read_timeout=60)
     return boto3.session.Session(region_name=region).client("ec2", endpoint_url=settings.EC2_ENDPOINT_URL or None,
                                                             config=config)
 
@@ -230,7 +230,7 @@ class Ec2Provider(Provider):
                 plain = "the cloud's quota for this machine type is used up" if code in QUOTA_ERRORS else "no free machine there"
                 more = "; trying the next zone" if i + 1 < len(places) else ""
                 yield {"progress": 5, "message": f"Requesting capacity: {where} has {plain}{more}"}
-        raise CapacityUnavailable(f"no {profile.instance_type} capacity: {'; '.join(refusals)}")
+        raise NoCloudCapacity(f"no {profile.instance_type} capacity: {'; '.join(refusals)}")
 
     def _wait_running(self, ec2, instance_id: str, deadline: float) -> dict:
         while True:

@@ -24,13 +24,16 @@ import yaml
 from django.core.management import call_command
 
 from baseliner.attempts import clock
+from baseliner.attempts.states import State
 from baseliner.machines.models import LaunchProfile, Lease
+from baseliner.machines.services import lease_provision, lease_run, lease_teardown, machine_status
 from provisioning import ec2 as ec2_provider
 from provisioning import ssh
 from provisioning.base import ProvisionError
 from provisioning.sshd import free_port
 from tests import factories
 from tests.ec2_fake import Ec2Front, cloud_init_console
+from tests.machines_helpers import make_environment_folder, start, teardown_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -134,8 +137,8 @@ def instance_sshd(sshd, cloud, settings):
                     seen.add(i["InstanceId"])
                     data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")["UserData"]
                     config = yaml.safe_load(base64.b64decode(data.get("Value", "")) or b"{}") or {}
-                    for key in config.get("ssh_authorized_keys", []):
-                        sshd.authorize("root", key)
+                    for n, key in enumerate(config.get("ssh_authorized_keys", [])):
+                        sshd.add_key("root", key, tag=f"cloud-init-{i['InstanceId']}-{n}")
 
     thread = threading.Thread(target=boot, daemon=True)
     thread.start()
@@ -233,7 +236,7 @@ def test_every_zone_full_or_over_quota_raises_capacity_unavailable_in_plain_word
     cloud.front.full.add(cloud.subnet_a)
     cloud.front.over_quota.add(cloud.subnet_b)
     lease = new_lease()
-    with pytest.raises(ec2_provider.CapacityUnavailable) as caught:
+    with pytest.raises(ec2_provider.NoCloudCapacity) as caught:
         provision(lease)
     assert "InsufficientInstanceCapacity" in str(caught.value) and "VcpuLimitExceeded" in str(caught.value)
     assert caught.value.user_message.startswith("No H100 machine is free at the cloud provider right now.")
@@ -316,3 +319,40 @@ def test_no_aws_credential_lands_in_the_database_or_the_logs(cloud, instance_ssh
     assert FAKE_SECRET not in dump.getvalue()
     assert FAKE_SECRET not in caplog.text
     assert len(caplog.records) > 10  # the logs were really captured (botocore logs at DEBUG)
+
+
+@pytest.fixture
+def started_env(settings, tmp_path):
+    settings.ENVIRONMENTS_DIR = tmp_path / "environments"
+    settings.ENVIRONMENTS_DIR.mkdir()
+    settings.BASELINER_PREPARE_HOOKS = []
+    yield factories.attempt(source_path=make_environment_folder(settings.ENVIRONMENTS_DIR))
+    teardown_all()
+
+
+def test_with_every_zone_full_the_attempt_waits_in_the_queue_clock_stopped_then_starts(cloud, instance_sshd, started_env):
+    """Through the Start button's services: no capacity anywhere puts the attempt back in the
+    queue with plain words and its clock not started; once a zone has room, the next try
+    launches, prepares and starts the clock."""
+    attempt = started_env
+    cloud.front.full.update({cloud.subnet_a, cloud.subnet_b})
+    lease = start(attempt)
+    assert (attempt.state, lease.state, attempt.started_at) == (State.QUEUED, Lease.State.REQUESTED, None)
+    status = machine_status(attempt=attempt)
+    assert status["message"].startswith("No H100 machine is free at the cloud provider right now.")
+    assert status["queue_position"] == 1
+    assert not cloud.ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+    assert not cloud.ec2.describe_key_pairs()["KeyPairs"]
+
+    cloud.front.full.clear()
+    lease_provision(lease_id=lease.pk)
+    lease.refresh_from_db()
+    attempt.refresh_from_db()
+    assert (attempt.state, lease.state) == (State.RUNNING, Lease.State.READY)
+    assert attempt.started_at == lease.ready_at
+    assert lease_run(lease=lease, command="cat solve.py", as_admin=False).stdout == "print('starting solution')\n"
+    instance_id = lease.provider_state["instance_id"]
+    lease_teardown(lease=lease, reason="test")
+    assert cloud.state_of(instance_id) == "terminated"
+    lease.refresh_from_db()
+    assert lease.state == Lease.State.TORN_DOWN and lease.estimated_cost is not None

@@ -32,7 +32,7 @@ from baseliner.attempts.states import State
 from baseliner.audit.services import audit_record
 from baseliner.web.events import attempt_event
 from provisioning import ssh
-from provisioning.base import ProvisionError, get_provider, user_message_for
+from provisioning.base import CapacityUnavailable, ProvisionError, get_provider, user_message_for
 from provisioning.prepare import prepare_machine
 
 from .models import Lease
@@ -208,6 +208,8 @@ def _provision(lease_id: int) -> Lease:
                 _progress(lease, event)
         finally:
             client.close()
+    except CapacityUnavailable as exc:
+        return _provision_requeued(lease, exc)
     except Exception as exc:  # noqa: BLE001 - any failure must clean up and offer a retry
         return _provision_failed(lease, exc)
 
@@ -262,6 +264,30 @@ def _provision_failed(lease: Lease, exc: BaseException) -> Lease:
         _push_state(attempt, error=user_message)
     if torn_down:
         lease_queue_advance()
+    return lease
+
+
+def _provision_requeued(lease: Lease, exc: CapacityUnavailable) -> Lease:
+    """The provider has no machine now (a cloud zone out of GPUs): give back what was half-made
+    and put the attempt back in the queue, clock stopped, with the provider's plain words.
+    ``lease_queue_advance`` (after every teardown, and on every reaper run) tries it again."""
+    log.info("lease %s: no capacity (%s); back in the queue", lease.pk, exc)
+    try:
+        get_provider(lease.provider).teardown(lease=lease)
+    except Exception as teardown_exc:  # noqa: BLE001 - unsure what is left: fail like any failure
+        return _provision_failed(lease, teardown_exc)
+    message = user_message_for(exc)
+    with transaction.atomic():
+        lease = _locked(lease.pk)
+        if lease.state != Lease.State.PROVISIONING:
+            return lease
+        _set_state(lease, Lease.State.REQUESTED, progress=0, progress_message=message, error=f"no capacity: {exc}"[:5000],
+                   provider_state={}, address="", port=None, host_key="", host_key_fingerprint="", credentials_encrypted="")
+        attempt = Attempt.objects.select_for_update().get(pk=lease.attempt_id)
+        if attempt.state == State.PROVISIONING:
+            attempt_transition(attempt=attempt, to=State.QUEUED)
+        attempt_event(attempt.pk, "queue", {"position": lease_queue_position(lease=lease), "message": message})
+        _push_state(attempt)
     return lease
 
 

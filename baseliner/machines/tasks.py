@@ -27,3 +27,11 @@ def lease_health_check_all_task() -> None:
 @shared_task(name="machines.lease_reap", ignore_result=True)
 def lease_reap_task() -> None:
     services.lease_reap()
+
+
+@shared_task(name="machines.ec2_reap", ignore_result=True)
+def ec2_reap_task() -> None:
+    """Terminate this deployment's EC2 instances that no live lease accounts for."""
+    from provisioning.ec2 import ec2_reap
+
+    ec2_reap()
