@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "baseliner.web.middleware.ServiceUnavailableMiddleware",
+    "baseliner.attempts.middleware.DeadlineMiddleware",
     # AxesMiddleware must stay last: it turns lockouts into a clear 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -127,6 +128,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 # Periodic work (Celery beat). Intervals in seconds.
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "baseliner.worker_heartbeat", "schedule": 30.0},
+    # Ends overdue attempts (within 30 s of the deadline), sends warnings, re-runs end steps.
+    "attempts-sweep": {"task": "baseliner.attempts_sweep", "schedule": env.float("CLOCK_SWEEP_SECONDS", default=10.0)},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
@@ -219,6 +222,12 @@ USE_TZ = True
 RECORDINGS_DIR = env.path("RECORDINGS_DIR", default=VAR_DIR / "recordings")
 ARCHIVES_DIR = env.path("ARCHIVES_DIR", default=VAR_DIR / "archives")
 EXPORTS_DIR = env.path("EXPORTS_DIR", default=VAR_DIR / "exports")
+# The end of an attempt: cache folders (~/.cache, __pycache__, ...) bigger than this are left
+# out of the final-solution archive (MB); an archive larger than ARCHIVE_MAX_MB (compressed) fails.
+ARCHIVE_CACHE_LIMIT_MB = env.int("ARCHIVE_CACHE_LIMIT_MB", default=100)
+ARCHIVE_MAX_MB = env.int("ARCHIVE_MAX_MB", default=4096)
+# Survey answers: longest free-text answer accepted (characters).
+SURVEY_ANSWER_MAX_CHARS = env.int("SURVEY_ANSWER_MAX_CHARS", default=10000)
 # Folder of environment definitions loaded by `manage.py sync_environments`.
 ENVIRONMENTS_DIR = env.path("ENVIRONMENTS_DIR", default=BASE_DIR / "environments")
 # Fernet keys (comma-separated, newest first) that encrypt lease credentials at rest.

@@ -9,4 +9,6 @@ urlpatterns = [
     path("", include("baseliner.accounts.urls")),
     path("", include("baseliner.web.urls")),
     path("", include("baseliner.machines.urls")),
+    path("", include("baseliner.attempts.urls")),
+    path("", include("baseliner.surveys.urls")),
 ]

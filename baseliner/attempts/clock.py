@@ -62,3 +62,51 @@ def is_overdue(attempt, *, at: datetime | None = None) -> bool:
         return False
     return time_left(attempt, at=at) <= 0
 
+
+
+# Minutes-left warnings, largest first (RE-Bench-style reminders at 60, 15 and 5 minutes).
+WARNING_MINUTES = (60, 15, 5)
+
+
+def warning_due(attempt, *, at: datetime | None = None) -> int | None:
+    """The minutes-left warning to send now, or None.
+
+    A warning is due once time left has fallen to its threshold and it has not been sent
+    (``attempt.warnings_sent``). When several are due at once (a short attempt, or the
+    worker was down), only the smallest is sent: a "60 minutes left" note when 4 are left
+    would mislead.
+    """
+    if attempt.started_at is None or attempt.ended_at is not None or attempt.paused_at is not None:
+        return None
+    left = time_left(attempt, at=at)
+    if left <= 0:
+        return None
+    due = [m for m in WARNING_MINUTES if left <= m * 60 and m not in (attempt.warnings_sent or [])]
+    return min(due) if due else None
+
+
+def warnings_after_change(attempt, *, at: datetime | None = None) -> list[int]:
+    """``warnings_sent`` once the deadline moved (an extension): a warning whose threshold
+    is again ahead is re-armed; one below the time left stays sent only if a smaller one
+    was sent too."""
+    left = time_left(attempt, at=at)
+    return sorted((m for m in (attempt.warnings_sent or []) if left <= m * 60), reverse=True)
+
+
+def mark_warnings_sent(attempt, minutes: int) -> list[int]:
+    """The warnings to record as sent after sending ``minutes``: it and every larger one."""
+    return sorted({*(attempt.warnings_sent or []), *(m for m in WARNING_MINUTES if m >= minutes)}, reverse=True)
+
+
+def pause_length(attempt, *, at: datetime | None = None) -> float:
+    """Seconds of the pause in progress (0 when not paused)."""
+    return _pause_in_progress(attempt, at or now())
+
+
+def epoch(moment: datetime | None) -> int | None:
+    """A moment as whole Unix seconds, rounded up (the machine's guard compares with
+    ``date +%s``; rounding up never ends an attempt early)."""
+    if moment is None:
+        return None
+    ts = moment.timestamp()
+    return int(ts) if ts == int(ts) else int(ts) + 1

@@ -61,6 +61,12 @@ class Attempt(models.Model):
 
     last_error = models.TextField(blank=True, help_text="Shown to the expert (e.g. why provisioning failed)")
     end_steps = models.JSONField(default=dict, blank=True, help_text="Status of each end-of-attempt step")
+    end_steps_finished_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When every end step was done, skipped or out of retries"
+    )
+    machine_deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text="The deadline the machine's own guard was last told (see machine_guard.py)"
+    )
     final_score = models.ForeignKey(
         "scoring.ScoreEntry", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

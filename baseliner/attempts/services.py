@@ -71,6 +71,10 @@ def attempt_clock_start(*, attempt: Attempt, at: datetime | None = None) -> Atte
         attempt.deadline_at = clock.deadline(attempt, at=at)
         attempt.save(update_fields=["deadline_at"])
         ClockEvent.objects.create(attempt=attempt, kind=ClockEvent.Kind.START, at=at)
+        # Layer 3 of enforcement: the machine's own guard learns the deadline (lifecycle.py).
+        from .lifecycle import _machine_sync_soon
+
+        _machine_sync_soon(attempt.pk)
     return attempt
 
 

@@ -9,7 +9,9 @@ from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
 from baseliner.attempts import clock
-from baseliner.attempts.access import attempt_for_user, attempts_visible_to, is_reviewer
+from baseliner.attempts.access import attempt_for_user, attempts_visible_to, is_attempt_expert, is_reviewer
+from baseliner.attempts.states import State
+from baseliner.surveys.services import survey_status
 
 
 def render_markdown(text: str) -> str:
@@ -26,6 +28,7 @@ def home(request):
             "attempt": a,
             "time_used": clock.time_used(a),
             "show_score": a.environment.score_visible_to_expert,
+            "survey": survey_status(a),
         }
         for a in attempts
     ]
@@ -36,6 +39,9 @@ def home(request):
 @login_required
 def attempt_detail(request, attempt_id: int):
     attempt = attempt_for_user(user=request.user, attempt_id=attempt_id)
+    if attempt.state == State.ENDED and is_attempt_expert(user=request.user, attempt=attempt):
+        # After the end the expert answers the survey; the attempt is complete only then.
+        return redirect("attempt-survey", attempt.pk)
     return render(
         request,
         "web/attempt.html",
