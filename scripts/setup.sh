@@ -19,6 +19,9 @@ command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
 command -v setfacl >/dev/null 2>&1 || need_pkgs+=(acl)
 command -v sudo >/dev/null 2>&1 || need_pkgs+=(sudo)
+# pgrep/pkill/ps: machine teardown ends every process of a lease's users
+command -v pkill >/dev/null 2>&1 || need_pkgs+=(procps)
+command -v useradd >/dev/null 2>&1 || need_pkgs+=(passwd)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

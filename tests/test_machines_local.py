@@ -175,3 +175,48 @@ def test_a_restarted_server_reattaches_to_the_live_lease(local, attempt):
     assert lease_run(lease=lease, as_admin=False, command="id -un").stdout.strip() == lease.username
     assert fresh.sshd().pid() != old_pid
     assert Lease.objects.filter(attempt=attempt).count() == 1
+
+
+def test_provisioning_twice_does_nothing_more_and_a_redelivered_task_starts_clean(local, attempt):
+    from baseliner.attempts.services import attempt_accept_rules
+    from baseliner.machines.services import lease_provision
+
+    attempt_accept_rules(attempt=attempt)
+    attempt_request_start(attempt=attempt, user=attempt.expert)
+    lease = Lease.objects.get(attempt=attempt)
+    # A worker died half-way: the lease is provisioning and its user exists on the machine.
+    Lease.objects.filter(pk=lease.pk).update(state=Lease.State.PROVISIONING)
+    attempt.state = State.PROVISIONING
+    attempt.save(update_fields=["state"])
+    lease.refresh_from_db()
+    steps = local.provision(lease=lease)
+    for _ in range(3):
+        next(steps)
+    lease.save()
+    half_made = lease.username
+    assert unix_user_exists(half_made)
+
+    lease_provision(lease_id=lease.pk)  # the redelivered task
+    lease.refresh_from_db()
+    attempt.refresh_from_db()
+    assert (lease.state, attempt.state) == (Lease.State.READY, State.RUNNING)
+    assert lease.username != half_made and not unix_user_exists(half_made)
+
+    lease_provision(lease_id=lease.pk)  # delivered once more: nothing changes
+    assert Lease.objects.get(pk=lease.pk).username == lease.username
+    assert Lease.objects.filter(attempt=attempt).count() == 1
+    assert lease_run(lease=lease, as_admin=False, command="id -un").stdout.strip() == lease.username
+
+
+def test_staff_see_leases_in_the_admin_and_can_tear_one_down(local, attempt, admin_client):
+    lease = start(attempt)
+    listing = admin_client.get("/admin/machines/lease/").content.decode()
+    assert lease.username in listing and "Ready" in listing
+    detail = admin_client.get(f"/admin/machines/lease/{lease.pk}/change/").content.decode()
+    assert "PRIVATE KEY" not in detail and lease.credentials_encrypted not in detail
+    response = admin_client.post("/admin/machines/lease/", {"action": "tear_down", "_selected_action": [lease.pk]}, follow=True)
+    assert "1 lease(s) torn down." in response.content.decode()
+    lease.refresh_from_db()
+    assert lease.state == Lease.State.TORN_DOWN and not unix_user_exists(lease.username)
+    event = AuditEvent.objects.get(action="lease.teardown", attempt=attempt)
+    assert event.actor.username == "admin" and "in the admin" in event.reason

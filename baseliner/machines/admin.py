@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from .models import Host, LaunchProfile, Lease
 
@@ -33,13 +33,28 @@ class HostAdmin(admin.ModelAdmin):
 
 @admin.register(Lease)
 class LeaseAdmin(admin.ModelAdmin):
-    list_display = ("id", "attempt", "provider", "state", "host", "gpu_index", "address", "username", "last_healthy_at", "health_failures", "created")
+    list_display = ("id", "attempt", "provider", "state", "host", "gpu_index", "address", "username", "last_healthy_at", "health_failures", "error_summary", "created")
+    actions = ["tear_down"]
     list_filter = ("state", "provider", "host")
     search_fields = ("attempt__expert__username", "address", "username")
     exclude = ("credentials_encrypted", "nonce")
     readonly_fields = ("attempt", "provider", "state", "host", "gpu_index", "address", "port", "username", "host_key",
                        "host_key_fingerprint", "gpu_info", "provider_state", "progress", "progress_message", "error",
                        "created", "ready_at", "last_health_at", "last_healthy_at", "health_failures", "torn_down_at", "cost_per_hour", "estimated_cost")
+
+    @admin.display(description="Last error")
+    def error_summary(self, obj):
+        return (obj.error[:80] + "…") if len(obj.error) > 80 else obj.error
+
+    @admin.action(description="Tear down the selected leases (kills the expert's processes, frees the GPU)", permissions=["change"])
+    def tear_down(self, request, queryset):
+        from .services import lease_teardown
+
+        done = 0
+        for lease in queryset.filter(state__in=Lease.LIVE_STATES):
+            lease = lease_teardown(lease=lease, reason=f"torn down by {request.user.get_username()} in the admin", actor=request.user)
+            done += lease.state == Lease.State.TORN_DOWN
+        self.message_user(request, f"{done} lease(s) torn down.", messages.SUCCESS if done else messages.WARNING)
 
 
 @admin.register(LaunchProfile)

@@ -163,7 +163,9 @@ def lease_provision(*, lease_id: int) -> Lease | None:
     lease = Lease.objects.filter(pk=lease_id).first()
     if lease is None or lease.state not in (Lease.State.REQUESTED, Lease.State.PROVISIONING):
         return lease
-    claim = f"baseliner:lease-provision:{lease_id}"
+    # Lease ids repeat across databases sharing one Redis (test runs): the creation time
+    # makes the claim this lease's own.
+    claim = f"baseliner:lease-provision:{lease_id}:{lease.created.timestamp()}"
     if not cache.add(claim, "1", timeout=int(settings.LEASE_PROVISION_TIMEOUT_MINUTES * 60)):
         log.info("lease %s is already being provisioned", lease_id)
         return lease

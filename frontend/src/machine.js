@@ -1,7 +1,9 @@
 // The machine panel of the attempt page: live provisioning progress, queue place and health,
 // from the attempt-events socket (main.js turns socket messages into "attempt-event"s).
 const panel = document.getElementById("machine-panel");
-const BEFORE_START = ["assigned", "queued", "provisioning", "provision_failed"];
+// Which panel the server renders for a state: the page reloads only when that changes.
+const PANEL = { assigned: "start", provision_failed: "start", queued: "progress", provisioning: "progress" };
+const panelOf = (state) => PANEL[state] || "machine";
 
 function setText(id, text) {
   const el = document.getElementById(id);
@@ -11,9 +13,12 @@ function setText(id, text) {
 if (panel) {
   const rendered = panel.dataset.state;
   // Until the clock starts the panel is rendered by the server; when the attempt moves on
-  // (queued -> provisioning -> running, or a failure) reload to show the new state.
+  // (to running, or a failure) reload to show the new state. Later states belong to the
+  // workspace, which must not reload under the expert.
   const follow = (state) => {
-    if (state && state !== rendered && BEFORE_START.includes(rendered)) window.location.reload();
+    if (!state || panelOf(rendered) === "machine") return;
+    if (state === "provisioning") setQueue(null);
+    if (panelOf(state) !== panelOf(rendered)) window.location.reload();
   };
   const setProgress = (progress, message) => {
     const bar = document.getElementById("machine-progress");
@@ -36,7 +41,7 @@ if (panel) {
     if (!response.ok) return;
     const status = await response.json();
     setProgress(status.progress, status.message);
-    if (status.state === "queued") setQueue(status.queue_position);
+    setQueue(status.state === "queued" ? status.queue_position : null);
     setHealth(status.healthy);
     follow(status.state);
   };
@@ -44,7 +49,7 @@ if (panel) {
     const event = e.detail || {};
     if (event.type === "connected") refresh().catch((err) => console.warn("machine status", err));
     else if (event.type === "provisioning") setProgress(event.progress, event.message);
-    else if (event.type === "queue" && rendered === "queued") setQueue(event.position);
+    else if (event.type === "queue") setQueue(event.position);
     else if (event.type === "state") follow(event.state);
     else if (event.type === "machine" && typeof event.healthy === "boolean") setHealth(event.healthy);
   });
