@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "baseliner.recording",
     "baseliner.surveys",
     "baseliner.audit",
+    "baseliner.review",
     "baseliner.web",
 ]
 
@@ -237,6 +238,12 @@ if PRODUCTION and not BASELINER_FERNET_KEYS:
     raise environ.ImproperlyConfigured("BASELINER_FERNET_KEYS must be set in production")
 # HMAC key for pseudonymous expert IDs in exports (two exports with one key agree).
 EXPORT_PSEUDONYM_KEY = env.str("EXPORT_PSEUDONYM_KEY", default=SECRET_KEY)
+# Public hosts that exports keep in commands and recordings (and their subdomains); every
+# other host name is replaced by <host>. Comma-separated.
+EXPORT_PUBLIC_HOSTS = env.list("EXPORT_PUBLIC_HOSTS", default=[
+    "github.com", "githubusercontent.com", "pypi.org", "pythonhosted.org", "python.org", "pytorch.org",
+    "huggingface.co", "nvidia.com", "ubuntu.com", "debian.org", "readthedocs.io", "wikipedia.org",
+])
 # Machine provider: dotted path or short name (local, ssh, ec2). See provisioning/base.py.
 MACHINE_PROVIDER = env.str("MACHINE_PROVIDER", default="local")
 # Dotted paths called at the end of machine preparation, in order, each as

@@ -7,6 +7,7 @@ admin.site.site_title = "baseliner"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("baseliner.accounts.urls")),
+    path("", include("baseliner.review.urls")),
     path("", include("baseliner.web.urls")),
     path("", include("baseliner.machines.urls")),
     path("", include("baseliner.attempts.urls")),

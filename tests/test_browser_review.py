@@ -1,0 +1,61 @@
+"""Through Chromium: a staff member plays a recording and jumps to a command from the log."""
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests import factories
+from tests.conftest import login
+from tests.review_data import command, finished_attempt, recording, score
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def player_time(page) -> float:
+    return page.evaluate("() => window.baselinerReview && window.baselinerReview.player ? window.baselinerReview.player.getCurrentTime() : -1")
+
+
+def wait_until(page, predicate, timeout=10.0):
+    """Poll from Python (the page's CSP forbids the eval that wait_for_function needs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = player_time(page)
+        if predicate(value):
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"player time {player_time(page)} never satisfied the condition")
+
+
+def test_staff_plays_the_recording_and_a_click_in_the_command_log_seeks_the_player(page):
+    attempt = finished_attempt()
+    events = [[round(0.5 * i, 3), "o", f"line {i}\r\n"] for i in range(1, 81)]  # 40 s of output, no idle gap
+    recording(attempt, events)
+    command(attempt, 3, "echo one")
+    command(attempt, 25, "python train.py --epochs 3")
+    score(attempt, 30, 0.5)
+    staff = factories.user(staff=True)
+    login(page, staff.username, factories.PASSWORD)
+    page.goto(f"/review/attempts/{attempt.pk}/")
+    expect(page.get_by_role("heading", name="Terminal recordings")).to_be_visible()
+    player = page.locator("#player .ap-player")
+    expect(player).to_be_visible()
+    page.locator("#player .ap-overlay-start, #player .ap-playback-button").first.click()
+    wait_until(page, lambda t: t > 0.3)
+    page.get_by_role("row").filter(has_text="python train.py --epochs 3").click()
+    t = wait_until(page, lambda t: abs(t - 25) < 2)
+    assert 24.5 <= t <= 27, t
+    expect(page.locator("#player")).to_contain_text("line 48")  # the screen as it was at 25 s
+    # The marker list jumps too.
+    page.get_by_role("button", name="Score #1: 0.500").click()
+    wait_until(page, lambda t: abs(t - 30) < 2)
+    # The search narrows the command log.
+    page.get_by_label("Search the command log").fill("echo")
+    expect(page.locator("#command-log tr.command:visible")).to_have_count(1)
+
+
+def test_expert_cannot_open_the_review_page(page):
+    attempt = finished_attempt()
+    login(page, attempt.expert.username, factories.PASSWORD)
+    response = page.goto(f"/review/attempts/{attempt.pk}/")
+    assert response.status == 404
+    page.console_errors.clear()  # the 404 itself logs a resource error
