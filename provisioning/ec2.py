@@ -205,17 +205,20 @@ class Ec2Provider(Provider):
 
     def _launch(self, profile, state, tags, groups, admin_pub):
         """RunInstances in each configured place in order; yields a progress event per refusal."""
-        # One attempt at a time per place: retrying a full zone at once does not help.
-        ec2 = ec2_client(profile.region, attempts=1)
-        places = [{"SubnetId": s} for s in profile.subnets()] or [{"Placement": {"AvailabilityZone": z}} for z in profile.zones()] or [{}]
+        ec2 = ec2_client(profile.region, attempts=1)  # a full zone stays full: move on at once
+        if profile.subnets():
+            zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=profile.subnets())["Subnets"]}
+            places = [({"SubnetId": s}, zone_of.get(s, s)) for s in profile.subnets()]
+        else:
+            places = [({"Placement": {"AvailabilityZone": z}}, z) for z in profile.zones()] or [({}, profile.region)]
         refusals = []
-        for i, place in enumerate(places):
-            where = place.get("SubnetId") or place.get("Placement", {}).get("AvailabilityZone") or profile.region
+        for i, (place, where) in enumerate(places):
             try:
                 return ec2.run_instances(
                     ImageId=profile.ami_id, InstanceType=profile.instance_type, MinCount=1, MaxCount=1,
                     KeyName=state["key_name"], UserData=user_data(admin_public_key=admin_pub, token=state["token"]),
-                    ClientToken=f"baseliner-{state['token']}-{i}", **place, **({"SecurityGroupIds": groups} if groups else {}),
+                    ClientToken=f"baseliner-{state['token']}-{i}", **place,
+                    **({"SecurityGroupIds": groups} if groups else {}),
                     BlockDeviceMappings=[{"DeviceName": profile.root_device_name, "Ebs": {
                         "VolumeSize": profile.disk_gb, "VolumeType": "gp3", "DeleteOnTermination": True}}],
                     InstanceInitiatedShutdownBehavior="terminate", MetadataOptions={"HttpTokens": "required"},
@@ -227,15 +230,17 @@ class Ec2Provider(Provider):
                     raise ProvisionError(f"RunInstances in {where} failed: {code}: {exc}") from exc
                 refusals.append(f"{where}: {code}")
                 log.warning("lease token %s: %s refused %s (%s)", state["token"], where, profile.instance_type, code)
-                plain = "the cloud's quota for this machine type is used up" if code in QUOTA_ERRORS else "no free machine there"
-                more = "; trying the next zone" if i + 1 < len(places) else ""
-                yield {"progress": 5, "message": f"Requesting capacity: {where} has {plain}{more}"}
+                plain = (f"The lab's cloud quota is used up ({where})" if code in QUOTA_ERRORS
+                         else f"The cloud has no free machine in {where} right now")
+                more = f"; trying {places[i + 1][1]}" if i + 1 < len(places) else ""
+                yield {"progress": 5, "message": f"{plain}{more}"}
         raise NoCloudCapacity(f"no {profile.instance_type} capacity: {'; '.join(refusals)}")
 
     def _wait_running(self, ec2, instance_id: str, deadline: float) -> dict:
         while True:
-            found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-            instance = found[0]["Instances"][0] if found else {}
+            # Filter by id: right after RunInstances, asking by InstanceIds may answer NotFound.
+            found = instances(ec2, [{"Name": "instance-id", "Values": [instance_id]}])
+            instance = found[0] if found else {}
             status = instance.get("State", {}).get("Name")
             if status == "running" and (instance.get("PublicIpAddress") or instance.get("PrivateIpAddress")):
                 return instance
@@ -292,34 +297,39 @@ class Ec2Provider(Provider):
             except (ssh.SSHError, ProvisionError, OSError) as exc:
                 log.info("lease %s: could not clean up users before terminating (%s)", lease.pk, exc)
         ec2 = ec2_client(state["region"])
-        ids = set(filter(None, [state.get("instance_id")]))
-        for reservation in ec2.describe_instances(Filters=ownership_filters() + [
-                {"Name": f"tag:{TOKEN}", "Values": [state["token"]]},
-                {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}])["Reservations"]:
-            ids.update(i["InstanceId"] for i in reservation["Instances"] if ours(i.get("Tags", [])))
-        if ids:
-            terminate(ec2, sorted(ids))
+        alive = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
+        found = instances(ec2, alive + ownership_filters() + [{"Name": f"tag:{TOKEN}", "Values": [state["token"]]}])
+        if state.get("instance_id"):  # by id too, so an instance that lost its tags is refused loudly
+            found += instances(ec2, alive + [{"Name": "instance-id", "Values": [state["instance_id"]]}])
+        found = list({i["InstanceId"]: i for i in found}.values())
+        if found:
+            terminate(ec2, found)
             ec2.get_waiter("instance_terminated").wait(
-                InstanceIds=sorted(ids), WaiterConfig={"Delay": max(1, int(settings.EC2_POLL_SECONDS)), "MaxAttempts": 120})
+                InstanceIds=[i["InstanceId"] for i in found],
+                WaiterConfig={"Delay": max(1, int(settings.EC2_POLL_SECONDS)), "MaxAttempts": 120})
+            if state.get("launched_at") and lease.cost_per_hour is not None:
+                hours = Decimal((clock.now() - datetime.fromisoformat(state["launched_at"])).total_seconds()) / 3600
+                lease.estimated_cost = (lease.cost_per_hour * hours).quantize(Decimal("0.01"))
         if state.get("security_group_id"):
             _ignore_gone(ec2.delete_security_group, GroupId=state["security_group_id"])
         _ignore_gone(ec2.delete_key_pair, KeyName=state["key_name"])
-        if state.get("launched_at") and lease.cost_per_hour is not None:
-            hours = Decimal((clock.now() - datetime.fromisoformat(state["launched_at"])).total_seconds()) / 3600
-            lease.estimated_cost = (lease.cost_per_hour * hours).quantize(Decimal("0.01"))
-        state.update(instance_id="", security_group_id="", terminated=sorted(ids))
+        state.update(instance_id="", security_group_id="", terminated=state.get("terminated", []) + [i["InstanceId"] for i in found])
         lease.provider_state = state
         lease.save(update_fields=["provider_state", "estimated_cost"])
-        log.info("lease %s: terminated %s", lease.pk, ", ".join(sorted(ids)) or "nothing (no instance was running)")
+        log.info("lease %s: terminated %s", lease.pk, ", ".join(i["InstanceId"] for i in found) or "nothing (none was running)")
 
 
-def terminate(ec2, instance_ids: list[str]) -> None:
-    """Terminate, after checking once more (from EC2's own answer) that each is ours."""
-    described = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
-    mine = [i["InstanceId"] for r in described for i in r["Instances"] if ours(i.get("Tags", []))]
-    if set(mine) != set(instance_ids):
-        raise ProvisionError(f"refusing to terminate instances without this deployment's tags: {sorted(set(instance_ids) - set(mine))}")
-    ec2.terminate_instances(InstanceIds=mine)
+def instances(ec2, filters: list[dict]) -> list[dict]:
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def terminate(ec2, described: list[dict]) -> None:
+    """Terminate instances as EC2 described them, refusing all if any lacks this deployment's tags."""
+    strangers = [i["InstanceId"] for i in described if not ours(i.get("Tags", []))]
+    if strangers:
+        raise ProvisionError(f"refusing to terminate instances without this deployment's tags: {strangers}")
+    ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in described])
 
 
 def ec2_reap(*, at: datetime | None = None) -> list[tuple[str, str]]:
@@ -338,16 +348,12 @@ def ec2_reap(*, at: datetime | None = None) -> list[tuple[str, str]]:
     reaped = []
     for region in sorted(regions):
         ec2 = ec2_client(region)
-        pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=ownership_filters() + [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}])
-        for instance in (i for page in pages for r in page["Reservations"] for i in r["Instances"]):
+        for instance in instances(ec2, ownership_filters() + [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]):
             tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-            if not ours(tags):
-                continue
-            reason = _orphan_reason(instance, tags, at, grace)
+            reason = ours(tags) and _orphan_reason(instance, tags, at, grace)
             if reason:
                 log.warning("ec2 reaper: terminating %s in %s: %s", instance["InstanceId"], region, reason)
-                terminate(ec2, [instance["InstanceId"]])
+                terminate(ec2, [instance])
                 reaped.append((instance["InstanceId"], reason))
     return reaped
 

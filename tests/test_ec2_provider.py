@@ -216,7 +216,10 @@ def test_launch_tags_user_data_security_group_then_ssh_and_teardown(cloud, insta
         assert not ssh.run(root, f"id -u {lease.username}", timeout=10).ok
     finally:
         root.close()
-    ec2_provider.Ec2Provider().teardown(lease=lease)  # again: already gone is fine
+    monkeypatch.setattr(clock, "now", lambda: later + timedelta(hours=5))
+    ec2_provider.Ec2Provider().teardown(lease=lease)  # again: already gone is fine, and costs nothing more
+    lease.refresh_from_db()
+    assert Decimal("13.75") <= lease.estimated_cost <= Decimal("13.77")
 
 
 def test_capacity_error_in_the_first_zone_falls_back_to_the_second(cloud, instance_sshd):
@@ -227,7 +230,7 @@ def test_capacity_error_in_the_first_zone_falls_back_to_the_second(cloud, instan
     assert instance["SubnetId"] == cloud.subnet_b
     assert instance["Placement"]["AvailabilityZone"] == "us-east-1b"
     assert [c.get("SubnetId") for c in cloud.front.run_instances_calls] == [cloud.subnet_a, cloud.subnet_b]
-    assert f"Requesting capacity: {cloud.subnet_a} has no free machine there; trying the next zone" in messages
+    assert "The cloud has no free machine in us-east-1a right now; trying us-east-1b" in messages
     assert len(cloud.ec2.describe_instances()["Reservations"]) == 1  # nothing launched in the full zone
     ec2_provider.Ec2Provider().teardown(lease=lease)
 
