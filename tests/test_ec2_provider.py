@@ -359,3 +359,23 @@ def test_with_every_zone_full_the_attempt_waits_in_the_queue_clock_stopped_then_
     assert cloud.state_of(instance_id) == "terminated"
     lease.refresh_from_db()
     assert lease.state == Lease.State.TORN_DOWN and lease.estimated_cost is not None
+
+
+def test_launch_profile_admin_saves_a_profile_and_explains_bad_input(client):
+    admin = factories.user(superuser=True)
+    client.force_login(admin)
+    form = {"name": "h100-use1", "enabled": "on", "region": "us-east-1", "instance_type": "p5.4xlarge",
+            "ami_id": "ami-0123456789abcdef0", "disk_gb": "500", "root_device_name": "/dev/sda1",
+            "subnet_ids": "subnet-a, subnet-b", "availability_zones": "", "security_group_ids": "",
+            "ssh_ingress_cidr": "203.0.113.7", "use_public_ip": "on", "price_per_hour": "7.00",
+            "tags": '{"baseliner:managed": "false"}', "boot_timeout_minutes": "20"}
+    response = client.post("/admin/machines/launchprofile/add/", form)
+    assert response.status_code == 200
+    assert "Tag names starting with aws: or baseliner: are reserved." in response.content.decode()
+    assert not LaunchProfile.objects.exists()
+
+    form.update(tags='{"team": "evals"}', ssh_ingress_cidr="203.0.113.7/32")
+    response = client.post("/admin/machines/launchprofile/add/", form)
+    assert response.status_code == 302
+    profile = LaunchProfile.objects.get()
+    assert profile.subnets() == ["subnet-a", "subnet-b"] and profile.tags == {"team": "evals"}
