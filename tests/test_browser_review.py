@@ -59,3 +59,39 @@ def test_expert_cannot_open_the_review_page(page):
     response = page.goto(f"/review/attempts/{attempt.pk}/")
     assert response.status == 404
     page.console_errors.clear()  # the 404 itself logs a resource error
+
+
+def test_monitor_updates_live_and_sorts(page):
+    from tests.review_data import running_attempt
+
+    staff = factories.user(staff=True)
+    first = running_attempt()
+    login(page, staff.username, factories.PASSWORD)
+    page.goto("/review/")
+    table = page.locator("#monitor")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    second = running_attempt()
+    score(second, 60, 0.9)
+    expect(table.locator("tbody tr")).to_have_count(2, timeout=10_000)  # without a reload
+    rows = table.locator("tbody tr")
+    expect(rows.nth(1)).to_contain_text("0.900")
+    table.get_by_role("columnheader", name="Attempt").click()  # sorted by id already: now descending
+    expect(rows.first).to_have_attribute("data-attempt", str(second.pk))
+    table.get_by_role("columnheader", name="Best score").click()
+    expect(rows.first).to_have_attribute("data-attempt", str(second.pk))  # attempts without a score go last
+    table.get_by_role("columnheader", name="Attempt").click()
+    expect(rows.first).to_have_attribute("data-attempt", str(first.pk))
+    table.get_by_role("link", name=f"#{second.pk}").click()
+    expect(page.get_by_role("heading", name=f"Attempt {second.pk}:")).to_be_visible()
+
+
+def test_export_page_shows_progress_until_the_bundle_is_ready(page, worker):
+    staff = factories.user(staff=True)
+    attempt = finished_attempt()
+    command(attempt, 5, "ls")
+    login(page, staff.username, factories.PASSWORD)
+    page.goto("/review/exports/")
+    page.get_by_role("button", name="Build export").click()
+    row = page.locator("#exports tr[data-job]").first
+    expect(row.get_by_role("link", name="Download")).to_be_visible(timeout=30_000)
+    expect(row.locator("progress")).to_have_attribute("value", "100")

@@ -112,3 +112,28 @@ def test_monitor_lists_running_attempts_with_best_score_and_cost(client, setup):
     assert row["best"] == pytest.approx(0.7) and row["scorings"] == 1 and row["machine"] == "ready"
     assert 7 * 3600 - 5 < row["time_left"] <= 7 * 3600
     assert row["cost"] == pytest.approx(0.0, abs=0.01)  # the lease was created just now
+
+
+def test_staff_download_the_final_files_archive_the_end_step_recorded(client, setup, settings, tmp_path):
+    settings.ARCHIVES_DIR = tmp_path
+    a = setup["attempt"]
+    (tmp_path / f"attempt-{a.pk}-0a1b2c3d.tar.gz").write_bytes(b"tarball")
+    a.end_steps = {"archive": {"status": "done", "data": {"archive": f"attempt-{a.pk}-0a1b2c3d.tar.gz"}}}
+    a.save(update_fields=["end_steps"])
+    client.force_login(setup["staff"])
+    assert "Download the final files archive" in client.get(f"/review/attempts/{a.pk}/").content.decode()
+    response = client.get(f"/review/attempts/{a.pk}/archive")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b"tarball"
+    client.force_login(a.expert)
+    assert client.get(f"/review/attempts/{a.pk}/archive").status_code == 404
+
+
+def test_archive_outside_the_archives_dir_is_never_served(client, setup, settings, tmp_path):
+    settings.ARCHIVES_DIR = tmp_path / "archives"
+    (tmp_path / "archives").mkdir()
+    (tmp_path / "secret.txt").write_text("no")
+    a = setup["attempt"]
+    a.end_steps = {"archive": {"status": "done", "data": {"archive": "../secret.txt"}}}
+    a.save(update_fields=["end_steps"])
+    client.force_login(setup["staff"])
+    assert client.get(f"/review/attempts/{a.pk}/archive").status_code == 404

@@ -135,6 +135,14 @@ def test_invalidating_needs_a_reason(pool):
     assert pool["a1"].is_invalid is False
 
 
+def test_the_default_surveys_question_id_counts_too(pool):
+    response = pool["a1"].survey_response
+    response.answers = {"score_matched": "no"}
+    response.save(update_fields=["answers"])
+    s = only_group(environment="kernel", include_invalid=True).summary()
+    assert s["survey_answered"] == 3 and s["share_matched"] == pytest.approx(0.0)
+
+
 def test_cohort_filter(pool):
     assert only_group(cohort=pool["cohort"].pk).n == 3
 

@@ -23,7 +23,8 @@ Definitions (each used by the page, the CSV and the tests):
 - **Scorings per hour**: scoring runs the expert asked for (button or ``score`` command, any
   status) per hour of attempt time used (``clock.time_used``); pooled over the group, and the mean
   of the per-attempt rates.
-- **Matched expectations**: among submitted surveys that answer ``score_matched_expectations``,
+- **Matched expectations**: among submitted surveys that answer ``score_matched_expectations``
+  (or ``score_matched``, the default survey's id),
   the share answering ``yes`` (and ``yes`` or ``partly``). ``None`` when no survey asks it.
 """
 from __future__ import annotations
@@ -44,7 +45,9 @@ from baseliner.surveys.models import SurveyResponse
 
 CHECKPOINT_HOURS = (1, 2, 4, 8)
 THRESHOLD = 0.05
-SURVEY_QUESTION = "score_matched_expectations"
+# The survey question "did the score match your expectations?" (yes/partly/no). The default
+# survey (baseliner/surveys/defaults.py) calls it score_matched; the first id found counts.
+SURVEY_QUESTIONS = ("score_matched_expectations", "score_matched")
 EXPERT_TRIGGERS = (ScoreEntry.Trigger.BUTTON, ScoreEntry.Trigger.COMMAND)
 
 
@@ -209,9 +212,12 @@ def analysis_attempts(*, environment: str | None = None, cohort: int | str | Non
 
 
 def _survey_answer(answers) -> str | None:
-    if not isinstance(answers, dict) or SURVEY_QUESTION not in answers:
+    if not isinstance(answers, dict):
         return None
-    value = answers[SURVEY_QUESTION]
+    qid = next((q for q in SURVEY_QUESTIONS if q in answers), None)
+    if qid is None:
+        return None
+    value = answers[qid]
     if value is None:
         return None
     value = str(value).strip().lower()

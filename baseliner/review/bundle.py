@@ -39,6 +39,7 @@ from django.db import transaction
 
 from baseliner.attempts import clock
 from baseliner.attempts.models import Attempt, Cohort
+from baseliner.attempts.states import FINISHED_STATES
 from baseliner.audit.services import audit_record
 from baseliner.catalog.models import Environment
 from baseliner.recording.models import CommandRecord
@@ -65,7 +66,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("environment", S, "Environment slug"),
         ("environment_version", I, "Environment version the attempt ran on (see environments)"),
         ("cohort", S, "Cohort name, empty if none"),
-        ("state", S, "ended or surveyed (running attempts are exported as they are so far)"),
+        ("state", S, "ended or surveyed (only finished attempts are exported)"),
         ("end_reason", S, "expert, timeout, staff, infrastructure, withdrawn"),
         ("started_month", S, "Month the attempt started, YYYY-MM (the only absolute date)"),
         ("time_limit_seconds", F, "Time limit including staff extensions"),
@@ -183,7 +184,7 @@ def clean_filters(raw: dict) -> dict:
 
 
 def export_attempts(filters: dict):
-    qs = Attempt.objects.filter(started_at__isnull=False).select_related("environment", "expert", "assignment__cohort")
+    qs = Attempt.objects.filter(state__in=FINISHED_STATES, started_at__isnull=False).select_related("environment", "expert", "assignment__cohort")
     if filters.get("cohort"):
         qs = qs.filter(assignment__cohort_id=filters["cohort"])
     if filters.get("environment"):

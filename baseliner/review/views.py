@@ -1,6 +1,7 @@
 """Staff pages: monitor, attempt review, analysis, export. Thin: check access, call a
 selector or service, render. Every route answers 404 to anyone who is not a reviewer."""
 import csv
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 
@@ -49,7 +50,12 @@ def _reviewed_attempt(request, attempt_id, *, write=False):
 @never_cache
 @reviewer_required
 def monitor(request):
-    return render(request, "review/monitor.html", {"rows": monitor_rows()})
+    from baseliner.attempts.models import Attempt
+    from baseliner.attempts.states import FINISHED_STATES
+
+    finished = (Attempt.objects.filter(state__in=FINISHED_STATES, started_at__isnull=False)
+                .select_related("environment", "expert").order_by("-ended_at")[:100])
+    return render(request, "review/monitor.html", {"rows": monitor_rows(), "finished": finished})
 
 
 @never_cache
@@ -61,16 +67,18 @@ def monitor_json(request):
 # --- attempt review -------------------------------------------------------------------------
 
 def attempt_archive_path(attempt) -> Path | None:
-    """The final files archive under ARCHIVES_DIR: the path the end-of-attempt step recorded
-    (``end_steps["archive"]["path"]``), else ``attempt-<id>.*`` or ``<id>/*`` there."""
+    """The final files archive under ARCHIVES_DIR: the file the end-of-attempt step recorded
+    (``end_steps["archive"]["data"]["archive"]``), else the newest ``attempt-<id>-*.tar.gz``."""
     root = Path(settings.ARCHIVES_DIR).resolve()
     candidates = []
     step = (attempt.end_steps or {}).get("archive")
-    if isinstance(step, dict) and step.get("path"):
-        candidates.append(root / step["path"])
+    if isinstance(step, dict):
+        data = step.get("data") if isinstance(step.get("data"), dict) else {}
+        for name in (data.get("archive"), step.get("path")):
+            if isinstance(name, str) and name:
+                candidates.append(root / name)
     if root.is_dir():
-        candidates += sorted(root.glob(f"attempt-{attempt.pk}.*")) + sorted(root.glob(f"attempt-{attempt.pk}/*"))
-        candidates += sorted(root.glob(f"{attempt.pk}/*"))
+        candidates += sorted(root.glob(f"attempt-{attempt.pk}-*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for c in candidates:
         c = c.resolve()
         if c.is_relative_to(root) and c.is_file():
@@ -95,6 +103,10 @@ def _markers(attempt):
         out.append((e.requested_at or e.created, f"Score #{e.sequence}: {score}", "score"))
     for c in attempt.clock_events.all():
         out.append((c.at, f"Clock: {c.get_kind_display()}", "clock"))
+    if attempt.started_at is not None:
+        # A moment is stored as attempt time; placed on the wall clock without pauses.
+        for a in attempt.annotations.filter(removed_at__isnull=True, elapsed_seconds__isnull=False):
+            out.append((attempt.started_at + timedelta(seconds=a.elapsed_seconds), f"Annotation: {a.tag}", "annotation"))
     return sorted(out, key=lambda m: m[0])
 
 
