@@ -260,6 +260,9 @@ LEASE_UNREACHABLE_MINUTES = env.float("LEASE_UNREACHABLE_MINUTES", default=15.0)
 # A lease still provisioning after this long (its worker died) is failed and torn down.
 LEASE_PROVISION_TIMEOUT_MINUTES = env.float("LEASE_PROVISION_TIMEOUT_MINUTES", default=20.0)
 LEASE_REAPER_INTERVAL = env.float("LEASE_REAPER_INTERVAL", default=60.0)  # seconds
+# The reaper leaves an ended attempt's machine to its end steps (archive, final scoring) for
+# up to this long after the end, then tears it down anyway.
+LEASE_END_GRACE_MINUTES = env.float("LEASE_END_GRACE_MINUTES", default=60.0)
 CELERY_BEAT_SCHEDULE["lease-health-checks"] = {"task": "machines.lease_health_check_all", "schedule": LEASE_HEALTH_INTERVAL}
 CELERY_BEAT_SCHEDULE["lease-reaper"] = {"task": "machines.lease_reap", "schedule": LEASE_REAPER_INTERVAL}
 # --- the ec2 provider (provisioning/ec2.py; launch profiles are edited in the admin) ---

@@ -125,18 +125,31 @@ def test_a_dead_host_is_detected_by_health_checks_and_reaped(host, sshd):
     assert AuditEvent.objects.filter(action="lease.teardown", attempt=attempt, reason__startswith="reaper:").count() == 1
 
 
-def test_the_reaper_tears_down_leases_whose_attempt_ended(host):
-    from baseliner.attempts.services import attempt_mark_ended
+def test_the_reaper_tears_down_leases_whose_attempt_ended_once_the_end_steps_are_done(host):
+    from baseliner.attempts.lifecycle import attempt_end
 
     attempt = new_attempt()
     lease = start(attempt)
     assert lease_reap() == []  # a running attempt keeps its machine
-    attempt_mark_ended(attempt=attempt, reason="expert")
+    attempt = attempt_end(attempt=attempt, reason="expert")
+    assert lease_reap() == []  # the end steps (archive, final scoring) still need the machine
+    attempt.end_steps_finished_at = clock.now()
+    attempt.save(update_fields=["end_steps_finished_at"])
     assert lease_reap() == [(lease.pk, "no live attempt (the attempt is ended)")]
     lease.refresh_from_db()
     assert lease.state == Lease.State.TORN_DOWN and not unix_user_exists(lease.username)
     event = AuditEvent.objects.get(action="lease.teardown", attempt=attempt)
     assert event.reason == "reaper: no live attempt (the attempt is ended)"
+
+
+def test_end_steps_that_never_finish_do_not_keep_a_machine_forever(host, settings):
+    from baseliner.attempts.lifecycle import attempt_end
+
+    attempt = new_attempt()
+    lease = start(attempt)
+    attempt_end(attempt=attempt, reason="expert")
+    assert lease_reap(at=clock.now() + timedelta(minutes=59)) == []
+    assert lease_reap(at=clock.now() + timedelta(minutes=61)) == [(lease.pk, "no live attempt (the attempt is ended)")]
 
 
 def test_a_host_without_a_pinned_key_is_refused(host):
@@ -147,3 +160,41 @@ def test_a_host_without_a_pinned_key_is_refused(host):
     assert attempt.state == State.PROVISION_FAILED
     assert attempt.last_error == "The machine assigned to you is not fully configured; staff have been told."
     assert "has no pinned host key" in lease.error
+
+
+def wait_for(predicate, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_with_the_real_worker_a_freed_gpu_goes_to_the_next_attempt_in_the_queue(host, worker):
+    from baseliner.attempts.models import Attempt
+    from baseliner.attempts.services import attempt_accept_rules
+    from baseliner.machines.services import attempt_request_start, lease_for_attempt
+
+    host.gpu_count = 1
+    host.save(update_fields=["gpu_count"])
+    env = gpu_env()
+    first, second = new_attempt(env=env), new_attempt(env=env)
+    for attempt in (first, second):
+        attempt_accept_rules(attempt=attempt)
+        attempt_request_start(attempt=attempt, user=attempt.expert)  # the Start button: the worker takes over
+
+    def state(attempt):
+        return Attempt.objects.get(pk=attempt.pk).state
+
+    assert wait_for(lambda: state(first) == State.RUNNING), Lease.objects.values_list("state", "error")
+    assert wait_for(lambda: Lease.objects.get(attempt=second).progress_message == "Waiting for a free machine")
+    assert state(second) == State.QUEUED
+    assert machine_status(attempt=second)["queue_position"] == 1
+
+    lease_teardown(lease=lease_for_attempt(attempt=first), reason="attempt ended")
+    assert wait_for(lambda: state(second) == State.RUNNING), Lease.objects.values_list("state", "error")
+    lease = lease_for_attempt(attempt=second)
+    assert lease.gpu_index == 0 and cuda_of(lease) == "[0]"

@@ -376,6 +376,16 @@ def lease_health_check_all() -> int:
     return len(leases)
 
 
+def _end_steps_may_need_machine(attempt: Attempt, *, at) -> bool:
+    """An ended attempt whose end steps (archive, final scoring, then their own teardown) are
+    still running keeps its machine, for at most LEASE_END_GRACE_MINUTES after the end."""
+    if attempt.ended_at is None or getattr(attempt, "end_steps_finished_at", None) is not None:
+        return False
+    if not getattr(attempt, "end_steps", None):
+        return False  # ended without end steps (e.g. withdrawn before starting)
+    return at - attempt.ended_at < timedelta(minutes=settings.LEASE_END_GRACE_MINUTES)
+
+
 def lease_reap(*, at=None) -> list[tuple[int, str]]:
     """Tear down leases nobody needs: those whose attempt no longer needs a machine, those not
     answering for ``LEASE_UNREACHABLE_MINUTES``, and those whose provisioning stalled; retry
@@ -388,6 +398,8 @@ def lease_reap(*, at=None) -> list[tuple[int, str]]:
         since = lease.state_changed_at or lease.created
         reason = None
         if lease.attempt.state not in ATTEMPT_NEEDS_MACHINE:
+            if _end_steps_may_need_machine(lease.attempt, at=at):
+                continue  # the end of the attempt archives and scores on the machine first
             reason = f"no live attempt (the attempt is {lease.attempt.get_state_display().lower()})"
         elif lease.state in (Lease.State.READY, Lease.State.UNHEALTHY):
             last_good = lease.last_healthy_at or lease.ready_at or lease.created
