@@ -136,10 +136,10 @@ class LocalProvider(Provider):
     def client(self, *, lease, as_admin=False):
         try:
             return super().client(lease=lease, as_admin=as_admin)
-        except ssh.Unreachable:
-            # The app restarted and the sshd died with the host? Start it again (same host
-            # key and port from its state dir) and retry once.
-            if not self.attach(lease=lease):
+        except ssh.SSHError as exc:
+            # The sshd died (the host rebooted)? Start it again (same host key and port from
+            # its state dir) and retry once. A changed host key is never retried.
+            if isinstance(exc, ssh.HostKeyMismatch) or self.sshd().is_running() or not self.attach(lease=lease):
                 raise
             return super().client(lease=lease, as_admin=as_admin)
 

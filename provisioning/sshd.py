@@ -118,7 +118,13 @@ class LoopbackSshd:
             os.kill(pid, 0)
         except OSError:
             return False
-        return True
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie is not running
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the listener and every session it spawned (they are in its process session)."""

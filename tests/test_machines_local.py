@@ -1,7 +1,7 @@
 """The ``local`` provider against its real loopback sshd: provision, use, protect, tear down."""
 import json
 import os
-import shutil
+import time
 
 import pytest
 
@@ -170,8 +170,10 @@ def test_a_restarted_server_reattaches_to_the_live_lease(local, attempt):
     # Even the sshd dying (a reboot of the host) is survived: same port, same pinned host key.
     old_pid = fresh.sshd().pid()
     os.kill(old_pid, 9)
-    shutil.rmtree(fresh.sshd().pid_path, ignore_errors=True)
-    fresh.sshd().pid_path.unlink(missing_ok=True)
+    deadline = time.monotonic() + 10
+    while fresh.sshd().is_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not fresh.sshd().is_running()
     assert lease_run(lease=lease, as_admin=False, command="id -un").stdout.strip() == lease.username
     assert fresh.sshd().pid() != old_pid
     assert Lease.objects.filter(attempt=attempt).count() == 1
