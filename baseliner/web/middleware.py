@@ -1,6 +1,7 @@
 """A clear temporary error page, not a crash page, while the database or Redis is down."""
 import logging
 
+from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError
 from django.template.response import TemplateResponse
 
@@ -29,7 +30,11 @@ class ServiceUnavailableMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, UNAVAILABLE):
             log.error("service unavailable while handling %s: %s", request.path, exception)
-            response = TemplateResponse(request, "503.html", {"message": "A service baseliner depends on is briefly unavailable."}, status=503)
+            # Render without touching what may be down: the lazy request.user and the messages
+            # storage both read the session, which lives in the database.
+            request.user = AnonymousUser()
+            context = {"message": "A service baseliner depends on is briefly unavailable.", "user": request.user, "messages": []}
+            response = TemplateResponse(request, "503.html", context, status=503)
             response["Retry-After"] = "5"
             return response.render()
         return None
