@@ -56,6 +56,10 @@ class LeaseAdmin(admin.ModelAdmin):
             done += lease.state == Lease.State.TORN_DOWN
         self.message_user(request, f"{done} lease(s) torn down.", messages.SUCCESS if done else messages.WARNING)
 
+    def has_add_permission(self, request):
+        # Leases are made by providers when an attempt starts; an empty "Add" form could only fail.
+        return False
+
 
 @admin.register(LaunchProfile)
 class LaunchProfileAdmin(admin.ModelAdmin):
