@@ -5,7 +5,6 @@ page), and nothing accepted before the outage is lost.
 
 Every process here is private to the test (see conftest.py): killing it disturbs nobody.
 """
-import asyncio
 import json
 import re
 import time
@@ -13,6 +12,7 @@ import time
 import pytest
 import requests
 import websockets
+from websockets.sync.client import connect
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -88,18 +88,19 @@ def _ws_url(app_server, attempt_id):
     return f"ws://127.0.0.1:{app_server.port}/ws/attempts/{attempt_id}/events/"
 
 
-async def _receive_event(app_server, seed, stack, payload) -> dict:
+def receive_event(app_server, seed, stack, payload) -> dict:
+    """Open the attempt's events socket as its expert, push an event, return what arrives."""
     headers = {"Cookie": f"sessionid={seed['session']}", "Origin": app_server.url}
-    async with websockets.connect(_ws_url(app_server, seed["attempt"]), additional_headers=headers, open_timeout=10) as ws:
-        await asyncio.to_thread(stack.call, "send_event", attempt_id=seed["attempt"], kind="state", payload=payload)
-        return json.loads(await asyncio.wait_for(ws.recv(), 15))
+    with connect(_ws_url(app_server, seed["attempt"]), additional_headers=headers, open_timeout=10) as ws:
+        stack.call("send_event", attempt_id=seed["attempt"], kind="state", payload=payload)
+        return json.loads(ws.recv(timeout=15))
 
 
 def test_redis_restart_loses_no_page_and_live_events_and_the_worker_recover_by_themselves(stack, app_server, app_worker):
     seed = stack.call("seed_attempt", title="Redis-proof kernels")
     expert = expert_session(app_server, seed)
     page = f"{app_server.url}/attempts/{seed['attempt']}/"
-    assert asyncio.run(_receive_event(app_server, seed, stack, {"label": "before"}))["label"] == "before"
+    assert receive_event(app_server, seed, stack, {"label": "before"})["label"] == "before"
 
     stack.redis.kill()
     # Pages do not need Redis: they keep working; nothing crashes.
@@ -108,13 +109,13 @@ def test_redis_restart_loses_no_page_and_live_events_and_the_worker_recover_by_t
     # The live socket cannot join its group now: the connection is refused, not hung, and the
     # server stays up (the page's socket retries with backoff).
     with pytest.raises((websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed, TimeoutError, OSError)):
-        asyncio.run(_receive_event(app_server, seed, stack, {"label": "during"}))
+        receive_event(app_server, seed, stack, {"label": "during"})
     assert app_server.proc.poll() is None
 
     stack.redis.start()
     # Live events work again without restarting anything (the first connection may still
     # meet a pooled connection to the old Redis; the page's socket simply retries).
-    event = wait_until(lambda: asyncio.run(_receive_event(app_server, seed, stack, {"label": "after"})),
+    event = wait_until(lambda: receive_event(app_server, seed, stack, {"label": "after"}),
                        timeout=30, what="live events after the Redis restart")
     assert event == {"type": "state", "label": "after"}
     # The same worker process reconnects to the broker and runs new work.

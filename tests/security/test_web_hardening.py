@@ -171,10 +171,9 @@ def test_every_html_page_carries_a_strict_csp_with_a_fresh_nonce(victim):
 
 @pytest.mark.slow
 def test_the_real_server_sends_the_csp_and_refuses_foreign_websocket_origins(live_url):
-    import asyncio
-
     import requests
     import websockets
+    from websockets.sync.client import connect as ws_connect
 
     user = factories.user()
     attempt = factories.attempt(expert=user)
@@ -189,13 +188,13 @@ def test_the_real_server_sends_the_csp_and_refuses_foreign_websocket_origins(liv
     ws_url = live_url.replace("http", "ws") + f"/ws/attempts/{attempt.pk}/events/"
     cookie = {"Cookie": f"sessionid={s.cookies['sessionid']}"}
 
-    async def connect(origin):
-        async with websockets.connect(ws_url, additional_headers={**cookie, "Origin": origin}, open_timeout=10):
+    def connect(origin):
+        with ws_connect(ws_url, additional_headers={**cookie, "Origin": origin}, open_timeout=10):
             return True
 
-    assert asyncio.run(connect(live_url)) is True
+    assert connect(live_url) is True
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-        asyncio.run(connect("https://evil.example"))
+        connect("https://evil.example")
     assert refused.value.response.status_code == 403
 
 
