@@ -44,6 +44,10 @@ def make_victim() -> Victim:
             status="ok", message=f"{marker} score message", details={"secret": marker}, trigger="button",
         ),
     }
+    from baseliner.review.models import Annotation, ExportJob
+
+    objects["annotation"] = Annotation.objects.create(attempt=attempt, tag="noteworthy", comment=f"{marker} staff comment")
+    objects["export_job"] = ExportJob.objects.create(status="done", message=f"{marker} export", path=f"{marker}.zip")
     survey, _ = Survey.objects.get_or_create(name="security-suite", version=1, defaults={"title": "Survey"})
     objects["survey_response"] = SurveyResponse.objects.create(attempt=attempt, survey=survey, respondent=user,
                                                                answers={"q": f"{marker} answer"})
@@ -56,7 +60,8 @@ def snapshot(victim: Victim) -> dict:
 
     attempt = type(victim.attempt).objects.get(pk=victim.attempt.pk)
     related = {}
-    for rel in ("notes", "clock_events", "leases", "recordings", "commands", "editor_saves", "score_entries", "audit_events"):
+    for rel in ("notes", "clock_events", "leases", "recordings", "commands", "editor_saves", "score_entries", "audit_events",
+                "annotations"):
         related[rel] = sorted(tuple(sorted(model_to_dict(o).items(), key=str)) for o in getattr(attempt, rel).all())
     return {"attempt": model_to_dict(attempt), **{k: str(v) for k, v in related.items()}}
 

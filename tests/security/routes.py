@@ -142,6 +142,8 @@ PARAMETERS = {
     "command_id": lambda v: _first(v, "command"),
     "save_id": lambda v: _first(v, "editor_save"),
     "response_id": lambda v: _first(v, "survey_response"),
+    "annotation_id": lambda v: _first(v, "annotation"),  # staff annotations (review/)
+    "job_id": lambda v: _first(v, "export_job"),  # export bundles (review/)
     "expert_id": lambda v: v.user.pk,
     "user_id": lambda v: v.user.pk,
     # file paths in the victim's home (editor/file API): a real file name of theirs
