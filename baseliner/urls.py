@@ -13,3 +13,6 @@ urlpatterns = [
     path("", include("baseliner.attempts.urls")),
     path("", include("baseliner.surveys.urls")),
 ]
+
+# A database or Redis outage raised outside a view (middleware, templates) gets the 503 page too.
+handler500 = "baseliner.web.middleware.server_error"
