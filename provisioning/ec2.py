@@ -114,6 +114,7 @@ def user_data(*, admin_public_key: str, token: str) -> str:
         "ssh_genkeytypes: [ed25519, ecdsa]",
         "ssh:",
         "  emit_keys_to_console: true",
+        "ssh_key_console_blacklist: []",
         "ssh_authorized_keys:",
         f"  - {admin_public_key.strip()}",
         "packages: [tmux, rsync, acl]",
@@ -122,18 +123,22 @@ def user_data(*, admin_public_key: str, token: str) -> str:
 
 
 def host_key_from_console(output: str) -> str | None:
-    """The host key cloud-init printed between its markers, by preference ed25519; None until
-    cloud-init has printed them."""
-    if HOST_KEYS_BEGIN not in output:
-        return None
-    block = output.split(HOST_KEYS_BEGIN, 1)[1]
+    """The host key cloud-init printed between its markers on first boot, by preference
+    ed25519; None until it has. Lines may carry a syslog prefix (``<14>Nov 23 12:00:01 ec2:``)."""
+    block = output.partition(HOST_KEYS_BEGIN)[2]
     if HOST_KEYS_END not in block:
         return None
     keys = {}
-    for line in block.split(HOST_KEYS_END, 1)[0].splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] in HOST_KEY_PREFERENCE:
-            keys.setdefault(parts[0], f"{parts[0]} {parts[1]}")
+    for line in block.partition(HOST_KEYS_END)[0].splitlines():
+        words = line.split()
+        for kind, blob in zip(words, words[1:]):
+            if kind in HOST_KEY_PREFERENCE:
+                try:
+                    ssh.parse_host_key(f"{kind} {blob}")
+                except Exception:  # noqa: BLE001 - a garbled line is skipped
+                    break
+                keys.setdefault(kind, f"{kind} {blob}")
+                break
     return next((keys[t] for t in HOST_KEY_PREFERENCE if t in keys), None)
 
 

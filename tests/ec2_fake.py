@@ -32,18 +32,17 @@ QUOTA_MESSAGE = ("You have requested more vCPU capacity than your current vCPU l
 
 
 def cloud_init_console(host_keys: list[str], *, hostname: str = "ip-10-0-0-12") -> str:
-    """What cloud-init's keys_to_console module prints to the serial console on first boot."""
-    keys = "\n".join(f"{k} root@{hostname}" for k in host_keys)
+    """What an instance's serial console shows on first boot: cloud-init's keys_to_console
+    module prints the host keys between markers, each line through syslog (``ec2:`` tag)."""
+    stamp = "<14>Nov 23 12:00:01 ec2:"
+    lines = ["-----BEGIN SSH HOST KEY FINGERPRINTS-----", "256 SHA256:3oX0e9Hq root@host (ED25519)",
+             "-----END SSH HOST KEY FINGERPRINTS-----", "-----BEGIN SSH HOST KEY KEYS-----",
+             *[f"{k} root@{hostname}" for k in host_keys], "-----END SSH HOST KEY KEYS-----"]
     return (
         "[    0.000000] Linux version 6.8.0-1021-aws (buildd@lcy02-amd64-093)\n"
-        f"Cloud-init v. 24.4 running 'modules:final' at Mon, 23 Nov 2026 12:00:00 +0000.\n"
-        "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n"
-        "256 SHA256:abc root@host (ED25519)\n"
-        "-----END SSH HOST KEY FINGERPRINTS-----\n"
-        "-----BEGIN SSH HOST KEY KEYS-----\n"
-        f"{keys}\n"
-        "-----END SSH HOST KEY KEYS-----\n"
-        "Cloud-init v. 24.4 finished.\n"
+        "[   21.482121] cloud-init[1043]: Cloud-init v. 24.4 running 'modules:final'\n"
+        + "".join(f"{stamp} {line}\n" for line in lines)
+        + "[   24.101310] cloud-init[1043]: Cloud-init v. 24.4 finished\n"
     )
 
 

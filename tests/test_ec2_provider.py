@@ -379,3 +379,11 @@ def test_launch_profile_admin_saves_a_profile_and_explains_bad_input(client):
     assert response.status_code == 302
     profile = LaunchProfile.objects.get()
     assert profile.subnets() == ["subnet-a", "subnet-b"] and profile.tags == {"team": "evals"}
+
+
+def test_the_host_key_is_read_only_from_a_complete_cloud_init_block():
+    _, ed25519 = ssh.generate_key()
+    console = cloud_init_console(["ecdsa-sha2-nistp256 AAAAgarbled", ed25519])
+    assert ec2_provider.host_key_from_console(console) == " ".join(ed25519.split()[:2])
+    assert ec2_provider.host_key_from_console(console.split("-----END SSH HOST KEY KEYS")[0]) is None  # still printing
+    assert ec2_provider.host_key_from_console(f"ssh-ed25519 {ed25519.split()[1]} outside the markers\n") is None
