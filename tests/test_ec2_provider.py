@@ -105,7 +105,7 @@ def cloud(moto_ec2, settings, monkeypatch):
     settings.EC2_POLL_SECONDS = 0.05
     settings.MACHINE_PROVIDER = "ec2"
     c = Cloud(moto_ec2, deployment)
-    c.ami = c.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    c.ami = c.ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["*ubuntu*"]}])["Images"][0]["ImageId"]
     vpc = c.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     c.subnet_a = c.ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
     c.subnet_b = c.ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
