@@ -33,7 +33,7 @@ class HostAdmin(admin.ModelAdmin):
 
 @admin.register(Lease)
 class LeaseAdmin(admin.ModelAdmin):
-    list_display = ("id", "attempt", "provider", "state", "host", "gpu_index", "address", "username", "last_healthy_at", "health_failures", "error_summary", "created")
+    list_display = ("id", "attempt", "provider", "state", "host", "gpu_index", "address", "username", "last_healthy_at", "health_failures", "error_summary", "estimated_cost", "created")
     actions = ["tear_down"]
     list_filter = ("state", "provider", "host")
     search_fields = ("attempt__expert__username", "address", "username")

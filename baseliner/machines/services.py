@@ -288,6 +288,7 @@ def _provision_requeued(lease: Lease, exc: CapacityUnavailable) -> Lease:
         attempt = Attempt.objects.select_for_update().get(pk=lease.attempt_id)
         if attempt.state == State.PROVISIONING:
             attempt_transition(attempt=attempt, to=State.QUEUED)
+        attempt_event(attempt.pk, "provisioning", {"progress": 0, "message": message})
         attempt_event(attempt.pk, "queue", {"position": lease_queue_position(lease=lease), "message": message})
         _push_state(attempt)
     return lease
