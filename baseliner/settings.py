@@ -231,6 +231,13 @@ ARCHIVE_MAX_MB = env.int("ARCHIVE_MAX_MB", default=4096)
 SURVEY_ANSWER_MAX_CHARS = env.int("SURVEY_ANSWER_MAX_CHARS", default=10000)
 # Folder of environment definitions loaded by `manage.py sync_environments`.
 ENVIRONMENTS_DIR = env.path("ENVIRONMENTS_DIR", default=BASE_DIR / "environments")
+# Snapshots of every loaded environment version (keyed by content hash), so an attempt on an
+# older version still gets that version's files.
+ENVIRONMENT_SNAPSHOTS_DIR = env.path("ENVIRONMENT_SNAPSHOTS_DIR", default=VAR_DIR / "environments")
+# The URL machines use to reach the app (the `score` command posts to /api/machine/score).
+BASELINER_PUBLIC_URL = env.str("BASELINER_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Most bytes of scorer output kept (the rest is discarded on the machine and the run is an error).
+SCORING_OUTPUT_LIMIT_BYTES = env.int("SCORING_OUTPUT_LIMIT_BYTES", default=1 << 20)
 # Fernet keys (comma-separated, newest first) that encrypt lease credentials at rest.
 # The development default is derived from SECRET_KEY; production must set its own.
 BASELINER_FERNET_KEYS = env.list("BASELINER_FERNET_KEYS", default=[])
@@ -248,7 +255,9 @@ EXPORT_PUBLIC_HOSTS = env.list("EXPORT_PUBLIC_HOSTS", default=[
 MACHINE_PROVIDER = env.str("MACHINE_PROVIDER", default="local")
 # Dotted paths called at the end of machine preparation, in order, each as
 # hook(lease=, client=<admin paramiko client>, environment=); a hook raises to fail it.
-BASELINER_PREPARE_HOOKS: list[str] = env.list("BASELINER_PREPARE_HOOKS", default=[])
+BASELINER_PREPARE_HOOKS: list[str] = env.list("BASELINER_PREPARE_HOOKS", default=[
+    "baseliner.scoring.prepare.prepare_scoring",  # score/score_log commands, token, venv, METR install/start
+])
 # The local provider's loopback sshd (state dir: host key, config, authorized keys, pid).
 LOCAL_SSHD_DIR = env.path("LOCAL_SSHD_DIR", default=VAR_DIR / "machines" / "local-sshd")
 # Health checks: every LEASE_HEALTH_INTERVAL seconds; a lease is unhealthy after

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("baseliner.machines.urls")),
     path("", include("baseliner.attempts.urls")),
     path("", include("baseliner.surveys.urls")),
+    path("", include("baseliner.scoring.urls")),
 ]
 
 # A database or Redis outage raised outside a view (middleware, templates) gets the 503 page too.

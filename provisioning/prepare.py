@@ -35,7 +35,14 @@ SKIP_NAMES = {"__pycache__", ".git", ".DS_Store"}
 
 
 def environment_folder(environment) -> Path | None:
-    """The environment's folder, or None for one defined only in the database."""
+    """The environment's folder *for its version* (the snapshot taken when that version was
+    loaded, so an attempt on an old version never gets newer files), else its folder under
+    ENVIRONMENTS_DIR, or None for one defined only in the database."""
+    from baseliner.catalog.services import environment_path
+
+    snapshot = environment_path(environment=environment)
+    if snapshot is not None:
+        return snapshot
     if not environment.source_path:
         return None
     folder = (Path(settings.ENVIRONMENTS_DIR) / environment.source_path).resolve()

@@ -93,7 +93,7 @@ done
 getent group "$g" >/dev/null && groupdel "$g"
 getent group "$u" >/dev/null && groupdel "$u"
 rm -rf -- "$home" "$md"
-rm -f -- "/etc/profile.d/baseliner-$t.sh" "/var/mail/$u" "/var/spool/mail/$u"
+rm -f -- "/etc/profile.d/baseliner-$t.sh" "/etc/sudoers.d/baseliner-$s" "/var/mail/$u" "/var/spool/mail/$u"
 if id -u "$u" >/dev/null 2>&1 || id -u "$s" >/dev/null 2>&1; then echo "users of lease $t still exist" >&2; exit 1; fi
 echo gone
 """

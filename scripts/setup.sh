@@ -59,6 +59,34 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# --- environment virtualenvs (machine-side packages, e.g. torch/Triton; never the app's) ---
+# Each environments/<slug>/requirements.txt gets .envs/<slug> built with the interpreter its
+# manifest names (prefix_sum: Python 3.11), so the scorer tests run on CPU. Rebuilt only when
+# the requirements change.
+for req in environments/*/requirements.txt; do
+  [ -f "$req" ] || continue
+  slug=$(basename "$(dirname "$req")")
+  want_py=$(sed -n 's/^python: *\([A-Za-z0-9_.\/-]*\).*/\1/p' "environments/$slug/environment.yaml" 2>/dev/null | head -1)
+  want_py=${want_py:-python3}
+  # A system-wide interpreter first: the scorer and expert users must be able to run it
+  # (/root/.pyenv is not readable by them).
+  py=""
+  for c in "/usr/bin/$want_py" "$(command -v "$want_py" 2>/dev/null || true)" /root/.pyenv/versions/3.11.*/bin/"$want_py"; do
+    [ -n "$c" ] && [ -x "$c" ] && { py=$c; break; }
+  done
+  [ -n "$py" ] || { echo "environment $slug needs $want_py (install it, e.g. apt-get install $want_py $want_py-venv)" >&2; exit 1; }
+  venv=.envs/$slug
+  stamp="$venv/.requirements.sha256"
+  want=$( (echo "$py"; cat "$req") | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "building $venv ($py, $req)"
+    rm -rf "$venv"
+    "$py" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+  fi
+done
+
 # --- front end ---------------------------------------------------------------------------
 lockhash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -d node_modules ] || [ "$(cat node_modules/.lock.sha256 2>/dev/null)" != "$lockhash" ]; then

@@ -30,6 +30,7 @@ from baseliner.attempts.models import Attempt
 from baseliner.attempts.services import AttemptActionError, attempt_clock_start, attempt_transition
 from baseliner.attempts.states import State
 from baseliner.audit.services import audit_record
+from baseliner.catalog.services import environment_latest
 from baseliner.web.events import attempt_event
 from provisioning import ssh
 from provisioning.base import CapacityUnavailable, ProvisionError, get_provider, user_message_for
@@ -146,6 +147,11 @@ def attempt_request_start(*, attempt: Attempt, user) -> Attempt:
             raise AttemptActionError("This attempt has ended; it cannot be started again.")
         if attempt.rules_accepted_at is None:
             raise AttemptActionError("Please read and accept the rules before starting.")
+        # The attempt runs on the newest version of its environment, fixed from here on.
+        latest = environment_latest(slug=attempt.environment.slug)
+        if latest is not None and latest.pk != attempt.environment_id:
+            attempt.environment, attempt.time_limit_seconds = latest, latest.time_limit_seconds
+            attempt.save(update_fields=["environment", "time_limit_seconds"])
         lease = Lease.objects.create(attempt=attempt, provider=settings.MACHINE_PROVIDER, state=Lease.State.REQUESTED,
                                      state_changed_at=clock.now(), progress_message="Waiting for a machine")
         attempt_transition(attempt=attempt, to=State.QUEUED, fields={"provisioning_started_at": clock.now(), "last_error": ""})

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ScoreEntry
+from .models import MachineToken, ScoreEntry, ScoreRun
 
 
 @admin.register(ScoreEntry)
@@ -18,4 +18,23 @@ class ScoreEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ScoreRun)
+class ScoreRunAdmin(admin.ModelAdmin):
+    list_display = ("attempt", "status", "trigger", "requested_at", "started_at", "finished_at", "entry")
+    list_filter = ("status", "trigger")
+    readonly_fields = [f.name for f in ScoreRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(MachineToken)
+class MachineTokenAdmin(admin.ModelAdmin):
+    list_display = ("attempt", "lease", "created", "revoked_at")
+    readonly_fields = ("attempt", "lease", "token_hash", "created", "revoked_at")
+
+    def has_add_permission(self, request):
         return False

@@ -39,3 +39,43 @@ class ScoreEntry(models.Model):
 
     def __str__(self) -> str:
         return f"Score #{self.sequence} of attempt {self.attempt_id}: {self.status} {self.raw_score}"
+
+
+class ScoreRun(models.Model):
+    """A request to score, from the button or the machine's ``score`` command. Runs of one
+    attempt execute one at a time, in order; each finished run produced exactly one entry."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting"
+        RUNNING = "running", "Scoring"
+        DONE = "done", "Done"
+
+    attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="score_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=ScoreEntry.Trigger.choices)
+    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    requested_at = models.DateTimeField()
+    elapsed_seconds = models.FloatField(help_text="Attempt time used when requested")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    entry = models.OneToOneField(ScoreEntry, on_delete=models.SET_NULL, null=True, blank=True, related_name="run")
+
+    class Meta:
+        ordering = ["requested_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Score run {self.pk} of attempt {self.attempt_id} ({self.status})"
+
+
+class MachineToken(models.Model):
+    """The bearer token the machine's ``score`` command presents. Only its SHA-256 is stored;
+    it authorizes scoring (and reading the score log of) one attempt while its lease lives."""
+
+    attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="machine_tokens")
+    lease = models.ForeignKey("machines.Lease", on_delete=models.CASCADE, related_name="machine_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Machine token of lease {self.lease_id}"

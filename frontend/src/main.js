@@ -3,6 +3,7 @@ import "./main.css";
 import { connectAttemptEvents } from "./_events.js";
 import { startCountdown, wireDialogs } from "./_countdown.js";
 import { wireSurvey } from "./_survey.js";
+import { initScorePanel } from "./_scoring.js";
 
 window.baseliner = { connectAttemptEvents };
 
@@ -10,6 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
   wireDialogs();
   const survey = document.querySelector("form[data-survey]");
   if (survey) wireSurvey(survey);
+  initScorePanel();
   const el = document.querySelector("[data-attempt-id]");
   if (!el) return;
   const clock = document.querySelector("[data-clock]");

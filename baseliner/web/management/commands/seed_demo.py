@@ -1,22 +1,19 @@
 """Idempotent demo data: a demo admin, a demo expert, the demo environment and an assignment."""
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from baseliner.attempts.models import Assignment, Cohort
 from baseliner.attempts.services import assignment_create
+from baseliner.catalog.loader import load_folder
 from baseliner.catalog.models import Environment
+from baseliner.catalog.services import environment_latest, environment_upsert
 
 DEMO_ADMIN = ("admin", "admin-demo-pass")
 DEMO_EXPERT = ("expert", "expert-demo-pass")
-
-DEMO_INSTRUCTIONS = """\
-# Demo: make `solve.py` faster
-
-This is the demo environment. Edit `solve.py` in your home directory so that it computes the
-same result faster, then press **Score** (or run `score` in the terminal). Each scoring run is
-a timestamped entry in your score log; the best entry counts.
-"""
 
 
 class Command(BaseCommand):
@@ -42,13 +39,11 @@ class Command(BaseCommand):
         ))
 
     def _demo_environment(self) -> Environment:
-        """The demo environment from environments/, loaded by sync_environments when that
-        command exists; otherwise a minimal built-in definition."""
-        existing = Environment.objects.filter(slug="demo").order_by("-version").first()
+        """The newest version of environments/demo, loaded through the environment loader
+        (``sync_environments`` normally did that already)."""
+        existing = environment_latest(slug="demo")
         if existing:
             return existing
-        return Environment.objects.create(
-            slug="demo", version=1, content_hash="builtin", title="Demo: make solve.py faster",
-            instructions=DEMO_INSTRUCTIONS, time_limit_seconds=8 * 3600, resources={"gpus": 0, "cpus": 1},
-            direction="lower", aggregation="best", y_start=1.0, y_ref=0.1,
-        )
+        (spec,) = load_folder(Path(settings.ENVIRONMENTS_DIR) / "demo")
+        environment, _ = environment_upsert(spec=spec, source_path="demo")
+        return environment
