@@ -40,8 +40,16 @@ def local_machines(settings, tmp_path):
 def start_machine(local_machines):
     """start_machine(attempt) -> Machine: press Start and provision, as the expert would."""
 
-    def make(attempt) -> Machine:
-        lease = start(attempt)
+    def make(attempt, *, worker=None) -> Machine:
+        # With a Celery worker running, the Start button's queued provisioning task would race
+        # this process (which has the test's settings): stop the worker while provisioning here.
+        if worker is not None:
+            worker.kill()
+        try:
+            lease = start(attempt)
+        finally:
+            if worker is not None:
+                worker.start()
         assert attempt.state == State.RUNNING, f"{attempt.last_error} / {lease.error}"
         return Machine(lease)
 

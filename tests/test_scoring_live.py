@@ -25,7 +25,7 @@ def misbehaving_env():
 @pytest.mark.browser
 def test_pressing_score_adds_an_entry_and_a_chart_point_without_reloading(page, worker, start_machine):
     attempt = factories.attempt(env=misbehaving_env())
-    machine = start_machine(attempt)
+    machine = start_machine(attempt, worker=worker)
     machine.as_expert("echo 'ok 2.5' > mode.txt")
     login(page, attempt.expert.username, factories.PASSWORD)
     page.goto(f"/attempts/{attempt.pk}/")
@@ -59,7 +59,7 @@ def test_pressing_score_adds_an_entry_and_a_chart_point_without_reloading(page, 
 def test_the_score_command_on_the_machine_scores_and_prints_the_log(live_url, worker, start_machine, settings):
     settings.BASELINER_PUBLIC_URL = live_url
     attempt = factories.attempt(env=misbehaving_env())
-    machine = start_machine(attempt)
+    machine = start_machine(attempt, worker=worker)
     machine.as_expert("echo 'ok 4' > mode.txt")
     result = machine.as_expert("bash -lc score", timeout=60)
     assert result.exit_status == 0, result.stdout + result.stderr
