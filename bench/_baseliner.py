@@ -1,0 +1,323 @@
+"""
+baseliner as a benchmark contender: a scratch database, N experts each with a running attempt
+whose lease points at one of the bench's Unix users on the bench's loopback sshd, a logged-in
+session cookie per expert, and the real ASGI server (uvicorn, one process, DEBUG off) as a
+subprocess.
+
+The leases are written directly (the bench's users already exist; provisioning N machines
+through the worker is not what is measured), but everything the terminal does at connect time
+is the product's own code: session auth, Origin check, ``attempt_for_user``, the lease's
+pinned host key, the shell integration (installed by the product's prepare hook when it is
+there), tmux, recording.
+
+The scratch database is ``<your DATABASE_URL's name>_bench`` (created and migrated here,
+dropped afterwards); recordings go to a scratch folder that is removed afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import ROOT, BaselinerSession, BenchHost, free_port
+
+_SETUP_DONE = False
+
+
+def scratch_env(var_dir: Path, record: bool = True) -> dict:
+    """Environment for the bench's Django (this process and the server subprocess)."""
+    import environ
+
+    environ.Env.read_env(ROOT / ".env", overwrite=False)
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baseliner")
+    head, _, name = base.rpartition("/")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "baseliner.settings",
+        "DATABASE_URL": f"{head}/{name.split('?')[0]}_bench",
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "BASELINER_VAR_DIR": str(var_dir),
+        "RECORDINGS_DIR": str(var_dir / "recordings"),
+        "DEBUG": "0",
+        "BASELINER_RECORD_TERMINALS": "1" if record else "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return env
+
+
+def _create_database(url: str) -> None:
+    import psycopg
+
+    head, _, name = url.rpartition("/")
+    with psycopg.connect(f"{head}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop_database(url: str) -> None:
+    import psycopg
+
+    head, _, name = url.rpartition("/")
+    with contextlib.suppress(Exception), psycopg.connect(f"{head}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class BaselinerApp:
+    """The scratch database, the experts and their attempts, and the uvicorn subprocess."""
+
+    def __init__(self, host: BenchHost, *, n: int, record: bool = True):
+        self.host, self.n, self.record = host, n, record
+        self.var = Path(tempfile.mkdtemp(prefix="bench-bl-var-"))
+        self.env = scratch_env(self.var, record)
+        self.port = free_port()
+        self.proc = None
+        self.experts: list[dict] = []  # {"attempt_id", "sessionid", "terminal", "user"}
+
+    # --- data ---
+    def setup(self) -> None:
+        """Scratch database, migrations, experts (runs in a thread: Django ORM is sync)."""
+        global _SETUP_DONE
+        os.environ.update(self.env)
+        _create_database(self.env["DATABASE_URL"])
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env={**os.environ, **self.env}, check=True)
+        if not _SETUP_DONE:
+            import django
+
+            django.setup()
+            _SETUP_DONE = True
+        # root may log in with the bench key: the prepare hook installs the shell integration
+        self.host.sshd.authorize("root", self.host.pub)
+        self._make_experts(self.n)
+
+    def _make_experts(self, n: int) -> None:
+        from django.conf import settings
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+        from django.contrib.sessions.backends.db import SessionStore
+
+        from baseliner.attempts import services
+        from baseliner.attempts.states import State
+        from baseliner.catalog.models import Environment
+        from baseliner.machines.models import Lease
+
+        User = get_user_model()
+        env = Environment.objects.create(
+            slug=f"bench{secrets.token_hex(3)}", version=1, content_hash="bench", title="Benchmark", instructions="bench",
+            time_limit_seconds=8 * 3600, direction="higher", aggregation="best", y_start=0.0, y_ref=1.0)
+        self.host.add_users(n)
+        for i in range(len(self.experts), n):
+            unix = self.host.users[i]
+            user = User.objects.create_user(username=f"bench-{unix.name}", password=None)
+            assignment = services.assignment_create(expert=user, environment=env)
+            attempt = assignment.attempts.get()
+            services.attempt_accept_rules(attempt=attempt)
+            attempt = services.attempt_transition(attempt=attempt, to=State.PROVISIONING)
+            lease = Lease(attempt=attempt, provider="local", state=Lease.State.READY, address="127.0.0.1",
+                          port=self.host.sshd.port, username=unix.name, host_key=self.host.sshd.host_key,
+                          nonce=secrets.token_hex(16),
+                          provider_state={"home": unix.home, "machine_dir": f"{self.host.dir}/m{i}",
+                                          "protected_dir": f"{self.host.dir}/m{i}/protected", "token": "",
+                                          "protected_group": "root", "scorer_user": "root"})
+            lease.set_credentials(json.dumps({"expert_key": self.host.key, "admin_key": self.host.key, "admin_user": "root"}))
+            lease.save()
+            Path(self.host.dir, f"m{i}").mkdir(mode=0o755, exist_ok=True)
+            self._prepare(lease)
+            services.attempt_clock_start(attempt=attempt)
+            session = SessionStore()
+            session[SESSION_KEY] = str(user.pk)
+            session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
+            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+            session.create()
+            self.experts.append({"attempt_id": attempt.pk, "sessionid": session.session_key,
+                                 "terminal": f"t{i}", "user": unix.name})
+
+    def _prepare(self, lease) -> None:
+        """Run the product's preparation hooks (shell integration) on the lease, if any."""
+        from django.conf import settings
+        from django.utils.module_loading import import_string
+
+        from baseliner.machines.services import lease_client
+
+        hooks = list(getattr(settings, "BASELINER_PREPARE_HOOKS", []))
+        if not hooks:
+            return
+        client = lease_client(lease=lease, as_admin=True)
+        try:
+            for path in hooks:
+                with contextlib.suppress(Exception):
+                    import_string(path)(lease=lease, client=client, environment=lease.attempt.environment)
+        finally:
+            client.close()
+
+    # --- server ---
+    def start(self) -> None:
+        log = open(self.var / "uvicorn.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        import socket
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {(self.var / 'uvicorn.log').read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("uvicorn did not listen")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        from django.db import connections
+
+        connections.close_all()
+        _drop_database(self.env["DATABASE_URL"])
+        shutil.rmtree(self.var, ignore_errors=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    # --- sessions ---
+    def session(self, i: int, *, terminal: str | None = None) -> BaselinerSession:
+        e = self.experts[i]
+        return BaselinerSession(port=self.port, attempt_id=e["attempt_id"], terminal=terminal or e["terminal"],
+                                sessionid=e["sessionid"], server_pid=self.pid)
+
+    # --- recording completeness ---
+    def recording_check(self, sessions) -> str:
+        """Every byte each expert received must be in its terminal's asciicast(s): compare the
+        concatenated ``o`` events with what the client got, per terminal."""
+        from baseliner.recording.models import Recording
+
+        checked = bad = 0
+        missing_total = 0
+        for s in sessions:
+            if not s.keep_all or not s.all_output:
+                continue
+            checked += 1
+            paths = []
+            for rec in Recording.objects.filter(attempt_id=s.attempt_id).order_by("pk"):
+                paths.append(Path(self.env["RECORDINGS_DIR"]) / rec.path)
+            recorded = "".join(_asciicast_output(p) for p in paths)
+            got = bytes(s.all_output).decode("utf-8", "replace")
+            if got not in recorded:
+                bad += 1
+                missing_total += max(0, len(got) - _common_len(got, recorded))
+        if not checked:
+            return "not checked"
+        return "yes" if bad == 0 else f"NO: {bad}/{checked} terminals incomplete"
+
+
+def _common_len(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _asciicast_output(path: Path) -> str:
+    out = []
+    with contextlib.suppress(OSError), open(path, encoding="utf-8") as f:
+        next(f, None)  # header
+        for line in f:
+            with contextlib.suppress(ValueError):
+                t, kind, data = json.loads(line)
+                if kind == "o":
+                    out.append(data)
+    return "".join(out)
+
+
+class BaselinerTarget:
+    """peers.py's contender: one expert's terminal through the app."""
+
+    label = "baseliner"
+    tmux = True
+
+    def __init__(self, host: BenchHost):
+        self.host = host
+        self.app = BaselinerApp(host, n=max(1, len(host.users)))
+
+    def start(self) -> None:
+        self.app.setup()
+        self.app.start()
+
+    def stop(self) -> None:
+        self.app.cleanup()
+
+    async def session(self, i=0, *, name=None):
+        s = self.app.session(i, terminal=name)
+        await s.open()
+        return s
+
+    def bridge_pids(self, sessions):
+        return [self.app.pid]
+
+
+class BaselinerLoad:
+    """concurrency.py's contender: N experts, each one terminal."""
+
+    label = "baseliner"
+
+    def __init__(self, host: BenchHost, *, n: int, record: bool = True):
+        self.host = host
+        self.app = BaselinerApp(host, n=n, record=record)
+        self.keep_output = record
+        if not record:
+            self.label = "baseliner (recording off)"
+
+    def start(self) -> None:
+        self.app.setup()
+        self.app.start()
+
+    def stop(self) -> None:
+        self.app.cleanup()
+
+    def restart(self) -> None:
+        self.app.restart()
+
+    @property
+    def pid(self) -> int:
+        return self.app.pid
+
+    async def connect(self, i: int):
+        s = self.app.session(i)
+        await s.open()
+        return s
+
+    async def reconnect(self, i: int, old):
+        """The page reconnects to the same terminal: tmux reattaches the same shell."""
+        s = self.app.session(i)
+        if old is not None:
+            s.keep_all, s.all_output = old.keep_all, old.all_output
+            s.received = 0
+        await s.open()
+        return s
+
+    def recording_check(self, sessions) -> str:
+        return self.app.recording_check(sessions)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The peers the benchmarks compare baseliner with, installed beside the app, never into it:
+# webssh 1.6.3 (tornado + paramiko) from PyPI in its own venv under the gitignored .envs/.
+# Its tornado is pinned to the version its dependency range (tornado>=4.5.0) resolves to today.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+if [ ! -x .envs/webssh/bin/wssh ]; then
+  "$PY" -m venv .envs/webssh
+  .envs/webssh/bin/pip install -q webssh==1.6.3 tornado==6.6.1 paramiko==5.1.0
+fi
+.envs/webssh/bin/pip show webssh tornado paramiko | grep -E '^(Name|Version)'
