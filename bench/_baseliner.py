@@ -84,6 +84,8 @@ class BaselinerApp:
         """Scratch database, migrations, experts (runs in a thread: Django ORM is sync)."""
         global _SETUP_DONE
         os.environ.update(self.env)
+        # The bench's own ORM calls are few, short and made between measurements.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         _create_database(self.env["DATABASE_URL"])
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env={**os.environ, **self.env}, check=True)
         if not _SETUP_DONE:
@@ -144,13 +146,17 @@ class BaselinerApp:
         from baseliner.machines.services import lease_client
 
         hooks = list(getattr(settings, "BASELINER_PREPARE_HOOKS", []))
+        shell = "baseliner.recording.machine.install_shell_integration"
+        if shell not in hooks:
+            with contextlib.suppress(ImportError):
+                import_string(shell)
+                hooks.append(shell)
         if not hooks:
             return
         client = lease_client(lease=lease, as_admin=True)
         try:
             for path in hooks:
-                with contextlib.suppress(Exception):
-                    import_string(path)(lease=lease, client=client, environment=lease.attempt.environment)
+                import_string(path)(lease=lease, client=client, environment=lease.attempt.environment)
         finally:
             client.close()
 
@@ -160,7 +166,7 @@ class BaselinerApp:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         import socket
 
         deadline = time.monotonic() + 60
@@ -171,6 +177,11 @@ class BaselinerApp:
                 return
             time.sleep(0.05)
         raise RuntimeError("uvicorn did not listen")
+
+    def server_env(self) -> dict:
+        env = {**os.environ, **self.env}
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        return env
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -186,7 +197,9 @@ class BaselinerApp:
                 self.proc.kill()
 
     def restart(self) -> None:
-        self.kill()
+        """A deploy's restart: SIGTERM (uvicorn closes the sockets, the bridges flush their
+        recordings), then a new server process."""
+        self.stop()
         self.start()
 
     def cleanup(self) -> None:
@@ -195,7 +208,10 @@ class BaselinerApp:
 
         connections.close_all()
         _drop_database(self.env["DATABASE_URL"])
-        shutil.rmtree(self.var, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {self.var} (uvicorn.log, recordings)")
+        else:
+            shutil.rmtree(self.var, ignore_errors=True)
 
     @property
     def pid(self) -> int:
@@ -214,7 +230,7 @@ class BaselinerApp:
         from baseliner.recording.models import Recording
 
         checked = bad = 0
-        missing_total = 0
+        first = None
         for s in sessions:
             if not s.keep_all or not s.all_output:
                 continue
@@ -226,10 +242,15 @@ class BaselinerApp:
             got = bytes(s.all_output).decode("utf-8", "replace")
             if got not in recorded:
                 bad += 1
-                missing_total += max(0, len(got) - _common_len(got, recorded))
+                if first is None:
+                    at = _common_len(got, recorded[-len(got):] if len(recorded) >= len(got) else recorded)
+                    first = f"attempt {s.attempt_id}: {len(got)} chars received, {len(recorded)} recorded; " \
+                            f"received ...{got[max(0, at - 40):at + 40]!r}"
         if not checked:
             return "not checked"
-        return "yes" if bad == 0 else f"NO: {bad}/{checked} terminals incomplete"
+        if bad:
+            print("recording incomplete:", first)
+        return f"yes ({checked} terminals)" if bad == 0 else f"NO: {bad}/{checked} terminals incomplete"
 
 
 def _common_len(a: str, b: str) -> int:

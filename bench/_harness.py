@@ -45,7 +45,7 @@ import psutil  # noqa: E402
 from provisioning.sshd import LoopbackSshd, free_port  # noqa: E402
 
 PROMPT = b"bench$ "
-BASHRC = "PS1='bench$ '\nunset PROMPT_COMMAND\nHISTFILE=/dev/null\n"
+BASHRC = "PS1='bench$ '\nHISTFILE=/dev/null\n"
 WEBSSH_VENV = ROOT / ".envs" / "webssh"
 
 
@@ -242,7 +242,7 @@ class Session:
             if found:
                 return time.monotonic()
             if self.closed:
-                raise SessionClosed("the session closed")
+                raise SessionClosed(f"the session closed: {getattr(self, 'close_message', None)}")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise asyncio.TimeoutError(f"no {pattern!r} within {timeout}s")
@@ -255,7 +255,7 @@ class Session:
         deadline = time.monotonic() + timeout
         while self.received <= since:
             if self.closed:
-                raise SessionClosed("the session closed")
+                raise SessionClosed(f"the session closed: {getattr(self, 'close_message', None)}")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise asyncio.TimeoutError("no echo")
@@ -478,8 +478,7 @@ class WebsshServer:
                 self.proc.kill()
 
     def restart(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
+        self.stop()
         self.start()
 
     @property
@@ -582,8 +581,10 @@ class BaselinerSession(Session):
                         self.ready.set()
                     elif event.get("type") == "closed":
                         self.close_message = event
-        except Exception:
-            pass
+        except Exception as exc:
+            self.close_message = self.close_message or repr(exc)
+        if self.close_message is None:
+            self.close_message = f"closed by the server: {self.ws.close_code} {self.ws.close_reason}"
         self._closed()
 
     async def _send(self, data: bytes) -> None:

@@ -219,8 +219,10 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
     errors += sorted({e.error for e in ok if e.error})
     # reconnect storm
     if args.storm:
+        t_restart = time.monotonic()
         await asyncio.to_thread(load_target.restart)
         t1 = time.monotonic()
+        row["restart_s"] = t1 - t_restart
         for e in ok:
             e.error = None
         await asyncio.gather(*(login(load_target, e, t1, reconnect=True) for e in ok))
@@ -237,10 +239,12 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
         row["storm_echo_p99_ms"] = pct(after, 99) * 1000
         row["storm_stalls"] = sum(e.stalls for e in back)
         errors += sorted({e.error for e in ok if e.error})
-    row["recording"] = load_target.recording_check([e.session for e in experts if e.session is not None])
-    row["errors"] = errors[:5]
     row["load"] = load()
-    await asyncio.gather(*(close_quietly(e.session) for e in experts if e.session is not None))
+    sessions = [e.session for e in experts if e.session is not None]
+    await asyncio.gather(*(close_quietly(s) for s in sessions))
+    await asyncio.sleep(2)  # the server closes (and so flushes) each recording on disconnect
+    row["recording"] = load_target.recording_check(sessions)
+    row["errors"] = errors[:5]
     return row
 
 
@@ -255,7 +259,7 @@ def print_table(rows: list[dict]) -> None:
             ("echo_p99_ms", "p99", "{:.2f}"), ("stalls", "stalls", "{}"), ("burst_failures", "bursts failed", "{}"),
             ("server_cpu_pct", "server CPU % (1 core)", "{:.0f}"), ("server_rss_MB", "server RSS MB", "{:.0f}"),
             ("server_threads", "threads", "{}"), ("sshd_cpu_pct", "sshd CPU %", "{:.0f}"), ("gen_cpu_pct", "load gen CPU %", "{:.0f}"),
-            ("storm_last_s", "storm settled s", "{:.2f}"), ("storm_lost", "storm lost (retried)", "{}"), ("storm_failed", "storm failed", "{}"),
+            ("restart_s", "server restart s", "{:.2f}"), ("storm_last_s", "storm settled s (after listening)", "{:.2f}"), ("storm_lost", "storm lost (retried)", "{}"), ("storm_failed", "storm failed", "{}"),
             ("storm_stalls", "stalls after storm", "{}"), ("recording", "recording complete", "{}"), ("load", "load", "{}")]
     print("| " + " | ".join(c[1] for c in cols) + " |")
     print("|" + "---|" * len(cols))

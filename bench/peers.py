@@ -235,10 +235,13 @@ async def main(args) -> None:
         for key in args.targets.split(","):
             cls = TARGETS[key] or baseliner_target()
             target = cls(host)
-            target.start()
             try:
+                target.start()
                 row = await measure(target, args)
             except Exception as exc:  # one contender failing must not lose the others' figures
+                import traceback
+
+                traceback.print_exc()
                 row = {"target": target.label, "error": repr(exc)}
             finally:
                 target.stop()
