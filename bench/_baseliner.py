@@ -279,10 +279,11 @@ class BaselinerTarget:
 
     label = "baseliner"
     tmux = True
+    record = True
 
     def __init__(self, host: BenchHost):
         self.host = host
-        self.app = BaselinerApp(host, n=max(1, len(host.users)))
+        self.app = BaselinerApp(host, n=max(1, len(host.users)), record=self.record)
 
     def start(self) -> None:
         self.app.setup()
@@ -342,3 +343,17 @@ class BaselinerLoad:
 
     def recording_check(self, sessions) -> str:
         return self.app.recording_check(sessions)
+
+
+def page_open(page, app: BaselinerApp, i: int = 0) -> None:
+    """The expert's workspace page, logged in by session cookie, with the bench's write hook
+    on the page's xterm.js (the page exposes its terminals as window.baseliner.terminals)."""
+    e = app.experts[i]
+    page.context.add_cookies([{"name": "sessionid", "value": e["sessionid"], "url": f"http://127.0.0.1:{app.port}/"}])
+    page.goto(f"http://127.0.0.1:{app.port}/attempts/{e['attempt_id']}/")
+    page.wait_for_function("window.baseliner && window.baseliner.terminals && window.baseliner.terminals.active"
+                           " && window.baseliner.terminals.active.term", timeout=30_000)
+    page.evaluate("window.__benchWrap(Object.getPrototypeOf(window.baseliner.terminals.active.term))")
+    page.click(".xterm")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.__bench.tail.includes('bench$ ')", timeout=30_000)

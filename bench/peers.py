@@ -1,7 +1,7 @@
 """
 One terminal, each contender, same run, same loopback sshd: baseliner against the peers.
 
-    sudo .venv/bin/python bench/peers.py [--targets openssh,openssh-tmux,paramiko,webssh,baseliner]
+    sudo .venv/bin/python bench/peers.py [--targets openssh,openssh-tmux,paramiko,webssh,baseliner,baseliner-norec]
                                         [--big-mb 200] [--echo 300] [--sessions 10] [--json out.json]
 
 Per contender: time to first prompt on connect and on reconnect, keystroke echo round trip
@@ -101,14 +101,19 @@ class Webssh(Target):
         return s
 
 
-def baseliner_target():
+def baseliner_target(key: str):
     from _baseliner import BaselinerTarget
 
+    if key == "baseliner-norec":
+        class NoRecording(BaselinerTarget):
+            label = "baseliner (recording off)"
+            record = False
+        return NoRecording
     return BaselinerTarget
 
 
 TARGETS = {"openssh": OpenSSH, "openssh-tmux": OpenSSHTmux, "paramiko": Paramiko, "webssh": Webssh,
-           "baseliner": None}
+           "baseliner": None, "baseliner-norec": None}
 
 
 async def connect_time(target: Target, name: str):
@@ -233,7 +238,7 @@ async def main(args) -> None:
     rows = []
     with BenchHost(n_users=max(1, args.sessions), big_mb=args.big_mb) as host:
         for key in args.targets.split(","):
-            cls = TARGETS[key] or baseliner_target()
+            cls = TARGETS[key] or baseliner_target(key)
             target = cls(host)
             try:
                 target.start()
@@ -255,7 +260,7 @@ async def main(args) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", default="openssh,openssh-tmux,paramiko,webssh,baseliner")
+    p.add_argument("--targets", default="openssh,openssh-tmux,paramiko,webssh,baseliner,baseliner-norec")
     p.add_argument("--big-mb", type=int, default=200)
     p.add_argument("--echo", type=int, default=300, help="keystrokes for the echo figure")
     p.add_argument("--reconnects", type=int, default=3)
