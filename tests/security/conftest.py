@@ -44,6 +44,10 @@ def make_victim() -> Victim:
             status="ok", message=f"{marker} score message", details={"secret": marker}, trigger="button",
         ),
     }
+    from baseliner.scoring.models import ScoreRun
+
+    objects["score_run"] = ScoreRun.objects.create(attempt=attempt, trigger="button", requested_at=now, elapsed_seconds=60,
+                                                   entry=objects["score_entry"], status="done")
     from baseliner.review.models import Annotation, ExportJob
 
     objects["annotation"] = Annotation.objects.create(attempt=attempt, tag="noteworthy", comment=f"{marker} staff comment")
@@ -60,8 +64,8 @@ def snapshot(victim: Victim) -> dict:
 
     attempt = type(victim.attempt).objects.get(pk=victim.attempt.pk)
     related = {}
-    for rel in ("notes", "clock_events", "leases", "recordings", "commands", "editor_saves", "score_entries", "audit_events",
-                "annotations"):
+    for rel in ("notes", "clock_events", "leases", "recordings", "commands", "editor_saves", "score_entries", "score_runs",
+                "audit_events", "annotations"):
         related[rel] = sorted(tuple(sorted(model_to_dict(o).items(), key=str)) for o in getattr(attempt, rel).all())
     return {"attempt": model_to_dict(attempt), **{k: str(v) for k, v in related.items()}}
 

@@ -138,6 +138,7 @@ PARAMETERS = {
     "recording_id": lambda v: _first(v, "recording"),
     "entry_id": lambda v: _first(v, "score_entry"),
     "score_id": lambda v: _first(v, "score_entry"),
+    "run_id": lambda v: _first(v, "score_run"),  # a scoring run (api/machine/score/<run_id>)
     "note_id": lambda v: _first(v, "note"),
     "command_id": lambda v: _first(v, "command"),
     "save_id": lambda v: _first(v, "editor_save"),
