@@ -55,3 +55,20 @@ def test_insecure_development_mode_is_labelled_on_the_page(attempt, client):
     client.force_login(attempt.expert)
     assert "Insecure development mode" in client.get(f"/attempts/{attempt.pk}/").content.decode()
     assert client.get(f"/attempts/{attempt.pk}/machine/").json()["insecure"] is True
+
+
+def test_a_queued_attempt_whose_request_is_cancelled_can_be_started_again(attempt, client):
+    from baseliner.machines.services import lease_teardown
+
+    client.force_login(attempt.expert)
+    client.post(f"/attempts/{attempt.pk}/start/", {"accept_rules": "on"})
+    lease = Lease.objects.get(attempt=attempt)
+    assert lease.nonce  # the per-lease secret for shell-integration markers
+    lease_teardown(lease=lease, reason="staff cancelled it")
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.last_error) == (State.ASSIGNED, "Your machine request was cancelled. Press Start to try again.")
+    page = client.get(f"/attempts/{attempt.pk}/").content.decode()
+    assert "Start attempt" in page and "Your machine request was cancelled" in page
+    client.post(f"/attempts/{attempt.pk}/start/")
+    attempt.refresh_from_db()
+    assert attempt.state == State.QUEUED and Lease.objects.filter(attempt=attempt, state="requested").count() == 1

@@ -19,6 +19,7 @@ down. Only ``ready``/``unhealthy`` leases can be connected to. The attempt's clo
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -153,7 +154,8 @@ def attempt_request_start(*, attempt: Attempt, user) -> Attempt:
             attempt.environment, attempt.time_limit_seconds = latest, latest.time_limit_seconds
             attempt.save(update_fields=["environment", "time_limit_seconds"])
         lease = Lease.objects.create(attempt=attempt, provider=settings.MACHINE_PROVIDER, state=Lease.State.REQUESTED,
-                                     state_changed_at=clock.now(), progress_message="Waiting for a machine")
+                                     state_changed_at=clock.now(), progress_message="Waiting for a machine",
+                                     nonce=secrets.token_urlsafe(24))
         attempt_transition(attempt=attempt, to=State.QUEUED, fields={"provisioning_started_at": clock.now(), "last_error": ""})
         _push_state(attempt)
         _enqueue_provision(lease.pk)
@@ -328,9 +330,24 @@ def lease_teardown(*, lease: Lease, reason: str, actor=None) -> Lease:
         audit_record(action="lease.teardown", actor=actor, attempt=lease.attempt, target=f"lease:{lease.pk}", reason=reason,
                      data={"provider": lease.provider, "host": lease.host_id, "gpu_index": lease.gpu_index, "was": was})
         attempt_event(lease.attempt_id, "machine", {"state": "torn_down", "message": "Your machine has been shut down."})
+        _release_waiting_attempt(lease.attempt_id)
     log.info("lease %s torn down: %s", lease.pk, reason)
     lease_queue_advance()
     return lease
+
+
+def _release_waiting_attempt(attempt_id: int) -> None:
+    """A lease taken away before the clock started (staff, the reaper) must not leave its
+    attempt waiting for ever: offer Start again (or Retry) with a word of why."""
+    attempt = Attempt.objects.select_for_update().get(pk=attempt_id)
+    if attempt.state not in (State.QUEUED, State.PROVISIONING):
+        return
+    if Lease.objects.filter(attempt_id=attempt_id, state__in=LIVE).exists():
+        return
+    message = "Your machine request was cancelled. Press Start to try again."
+    to = State.ASSIGNED if attempt.state == State.QUEUED else State.PROVISION_FAILED
+    attempt_transition(attempt=attempt, to=to, fields={"last_error": message})
+    _push_state(attempt, error=message)
 
 
 def lease_queue_advance() -> int:
