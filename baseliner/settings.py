@@ -287,8 +287,9 @@ EC2_REAPER_GRACE_MINUTES = env.float("EC2_REAPER_GRACE_MINUTES", default=15.0)
 EC2_POLL_SECONDS = env.float("EC2_POLL_SECONDS", default=5.0)
 # Tests only: reach every instance's SSH at this "host:port" (a loopback sshd) instead of its IP.
 EC2_SSH_ENDPOINT_OVERRIDE = env.str("EC2_SSH_ENDPOINT_OVERRIDE", default="")
-if MACHINE_PROVIDER == "ec2":
-    CELERY_BEAT_SCHEDULE["ec2-reaper"] = {"task": "machines.ec2_reap", "schedule": LEASE_REAPER_INTERVAL}
+# Always scheduled (a lab that moved off ec2 still gets its leftovers reaped); it asks AWS
+# nothing while no launch profile and no ec2 lease exist.
+CELERY_BEAT_SCHEDULE["ec2-reaper"] = {"task": "machines.ec2_reap", "schedule": LEASE_REAPER_INTERVAL}
 # Default time limit of an attempt when the environment sets none (seconds).
 DEFAULT_TIME_LIMIT_SECONDS = env.int("DEFAULT_TIME_LIMIT_SECONDS", default=8 * 3600)
 

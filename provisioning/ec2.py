@@ -36,6 +36,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from baseliner.attempts import clock
+from baseliner.audit.services import audit_record
 
 from . import shared_host, ssh
 from .base import CapacityUnavailable, Provider, ProvisionError
@@ -359,6 +360,8 @@ def ec2_reap(*, at: datetime | None = None) -> list[tuple[str, str]]:
             if reason:
                 log.warning("ec2 reaper: terminating %s in %s: %s", instance["InstanceId"], region, reason)
                 terminate(ec2, [instance])
+                audit_record(action="ec2.instance_reaped", target=f"ec2:{region}:{instance['InstanceId']}",
+                             reason=reason, data={"tags": tags})
                 reaped.append((instance["InstanceId"], reason))
     return reaped
 

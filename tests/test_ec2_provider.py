@@ -25,6 +25,7 @@ from django.core.management import call_command
 
 from baseliner.attempts import clock
 from baseliner.attempts.states import State
+from baseliner.audit.models import AuditEvent
 from baseliner.machines.models import LaunchProfile, Lease
 from baseliner.machines.services import lease_provision, lease_run, lease_teardown, machine_status
 from provisioning import ec2 as ec2_provider
@@ -287,6 +288,8 @@ def test_reaper_terminates_exactly_the_orphans_of_this_deployment(cloud):
 
     reaped = dict(ec2_provider.ec2_reap())
     assert set(reaped) == {orphan_torn_down, orphan_no_lease, orphan_ended}
+    audited = AuditEvent.objects.filter(action="ec2.instance_reaped")
+    assert sorted(e.target for e in audited) == sorted(f"ec2:{REGION}:{i}" for i in reaped)
     assert reaped[orphan_no_lease] == "its lease does not exist"
     assert reaped[orphan_torn_down] == "its lease is torn_down"
     for kept in [live_id, unrecorded, *strangers]:
