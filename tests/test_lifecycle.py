@@ -179,3 +179,34 @@ def test_the_sweeper_ends_overdue_attempts_and_leaves_others(now):
     fine.refresh_from_db()
     assert (late.state, late.end_reason, fine.state) == (State.ENDED, EndReason.TIMEOUT, State.RUNNING)
     assert late.pk in done["end_steps"]
+
+
+def test_staff_extend_and_end_from_the_admin_with_a_reason(now, client):
+    attempt = running(now, limit=3600)
+    staff = factories.user(staff=True)
+    client.force_login(staff)
+    url = f"/admin/attempts/attempt/{attempt.pk}/clock/"
+    response = client.post(url, {"action": "extend", "minutes": "30", "reason": ""})
+    assert "Please give a reason; it is kept in the audit log." in response.content.decode()
+    response = client.post(url, {"action": "extend", "minutes": "30", "reason": "the GPU was lost for half an hour"})
+    assert response.status_code == 302
+    attempt.refresh_from_db()
+    assert attempt.extension_seconds == 1800
+    assert AuditEvent.objects.filter(action="attempt.extend", actor=staff, reason="the GPU was lost for half an hour").exists()
+    response = client.post(url, {"action": "end", "reason": "expert asked to stop"})
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.end_reason, attempt.end_detail) == (State.ENDED, EndReason.STAFF, "expert asked to stop")
+
+
+def test_the_expert_end_button_needs_confirmation_and_only_works_for_the_expert(now, client):
+    attempt = running(now)
+    client.force_login(factories.user(staff=True))
+    assert client.post(f"/attempts/{attempt.pk}/end/", {"confirm": "yes"}).status_code == 404
+    client.force_login(attempt.expert)
+    client.post(f"/attempts/{attempt.pk}/end/", {})
+    attempt.refresh_from_db()
+    assert attempt.state == State.RUNNING
+    response = client.post(f"/attempts/{attempt.pk}/end/", {"confirm": "yes"})
+    assert response.url == f"/attempts/{attempt.pk}/survey/"
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.end_reason) == (State.ENDED, EndReason.EXPERT)

@@ -49,7 +49,6 @@ def attempt_survey(request, attempt_id: int):
             if "application/json" in request.headers.get("Accept", ""):
                 return JsonResponse({"ok": False, "error": str(exc)}, status=409)
             values, error = raw, str(exc)
-    status = 400 if errors else 200
     questions = [
         {**q, "value": values.get(q["id"], ""), "error": errors.get(q["id"]),
          "options": list(enumerate(q.get("choices") or [], 1))}
@@ -59,4 +58,4 @@ def attempt_survey(request, attempt_id: int):
         "attempt": attempt, "survey": survey, "questions": questions, "error": error,
         "submitted": response is not None and response.submitted_at is not None,
         "open": attempt.state == "ended",
-    }, status=status)
+    })

@@ -65,7 +65,7 @@ export function startCountdown(root) {
 
   function render() {
     const now = Date.now();
-    if (now - lastTick > 3000) sync(); // the computer slept, or its clock jumped
+    if (Math.abs(now - lastTick) > 3000) sync(); // the computer slept, or its clock jumped (either way)
     lastTick = now;
     const l = left();
     if (out) out.textContent = fmt(l);
