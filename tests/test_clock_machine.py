@@ -16,7 +16,7 @@ from baseliner.machines.models import Lease
 from baseliner.machines.services import lease_run
 from provisioning import base, ssh
 from provisioning.local import LocalProvider
-from tests.machines_helpers import make_environment_folder, new_attempt, processes_of, start, teardown_all
+from tests.machines_helpers import make_environment_folder, new_attempt, start, teardown_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="per-lease Unix users need root")]
 
@@ -40,6 +40,15 @@ def expert_can_run(lease) -> bool:
         return lease_run(lease=lease, as_admin=False, command="echo alive", timeout=10).stdout.strip() == "alive"
     except ssh.SSHError:
         return False
+
+
+def live_processes(uid: int) -> list[str]:
+    """The user's processes that are not already dead (a killed child may linger as a zombie
+    until its parent reaps it)."""
+    import subprocess
+
+    out = subprocess.run(["ps", "-o", "stat=,pid=,args=", "-u", str(uid)], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.strip() and not line.strip().startswith("Z")]
 
 
 def process_states(uid: int) -> set[str]:
@@ -89,9 +98,21 @@ def test_the_machine_guard_locks_the_expert_out_at_the_deadline_on_its_own(local
     assert expert_can_run(lease)  # a second before the deadline it still works
     time.sleep(3)
     assert expert_can_run(lease) is False
-    assert processes_of(uid) == ""
+    assert live_processes(uid) == []
     fired = int(lease_run(lease=lease, command=f"cat {lease.provider_state['machine_dir']}/clock/fired").stdout)
     assert clock.epoch(deadline) <= fired <= clock.epoch(deadline) + 2
     attempt.refresh_from_db()
     assert attempt.state == State.RUNNING  # the app was not asked; the machine held the limit itself
     assert Lease.objects.get(pk=lease.pk).state == Lease.State.READY
+
+
+def test_a_warning_is_printed_in_every_open_terminal(local, settings):
+    attempt = new_attempt(source_path=make_environment_folder(settings.ENVIRONMENTS_DIR), time_limit_seconds=3600)
+    lease = start(attempt)
+    lease_run(lease=lease, as_admin=False, command="tmux new -d -s main -x 120 -y 20 && tmux new-window -d -t main")
+    from baseliner.attempts.lifecycle import attempt_warn
+
+    assert attempt_warn(attempt=attempt, at=attempt.started_at + timedelta(minutes=45)) == 15
+    for window in ("main:0", "main:1"):
+        screen = lease_run(lease=lease, as_admin=False, command=f"tmux capture-pane -p -t {window}").stdout
+        assert "*** baseliner: 15 minutes left in this attempt." in screen, screen

@@ -92,14 +92,14 @@ def attempt_machine_sync(*, attempt_id: int) -> str:
     return result
 
 
-def _machine_sync_soon(attempt_id: int) -> None:
-    def sync():
-        try:
-            attempt_machine_sync(attempt_id=attempt_id)
-        except Exception:  # the sweeper retries while the machine's deadline differs
-            log.warning("could not set the deadline on attempt %s's machine; the sweeper will retry", attempt_id, exc_info=True)
-
-    transaction.on_commit(sync)
+def attempt_machine_sync_safely(*, attempt_id: int) -> str | None:
+    """``attempt_machine_sync`` that never raises: the sweeper retries while the machine's
+    deadline differs from the attempt's."""
+    try:
+        return attempt_machine_sync(attempt_id=attempt_id)
+    except Exception:
+        log.warning("could not set the deadline on attempt %s's machine; the sweeper will retry", attempt_id, exc_info=True)
+        return None
 
 
 # --- pause and resume -------------------------------------------------------------------------

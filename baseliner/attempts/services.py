@@ -71,10 +71,11 @@ def attempt_clock_start(*, attempt: Attempt, at: datetime | None = None) -> Atte
         attempt.deadline_at = clock.deadline(attempt, at=at)
         attempt.save(update_fields=["deadline_at"])
         ClockEvent.objects.create(attempt=attempt, kind=ClockEvent.Kind.START, at=at)
-        # Layer 3 of enforcement: the machine's own guard learns the deadline (lifecycle.py).
-        from .lifecycle import _machine_sync_soon
+        # Layer 3 of enforcement: the machine's own guard learns the deadline before the start
+        # is visible to anyone, so no crash after this commit can leave the machine unguarded.
+        from .lifecycle import attempt_machine_sync_safely
 
-        _machine_sync_soon(attempt.pk)
+        attempt_machine_sync_safely(attempt_id=attempt.pk)
     return attempt
 
 
