@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="pe
 def beat_worker(celery_worker, transactional_db, settings, tmp_path, monkeypatch):
     """A worker running beat with a 1 s sweep, alone on the queue (the session's worker is
     stopped, so nothing else runs tasks), sharing this test's machine settings."""
-    celery_worker.kill()
+    celery_worker.stop()  # a graceful stop: SIGKILL would orphan its pool process
     for name, value in {
         "MACHINE_PROVIDER": "local", "LOCAL_SSHD_DIR": tmp_path / "local-sshd", "ENVIRONMENTS_DIR": tmp_path / "environments",
         "BASELINER_PREPARE_HOOKS": "", "CLOCK_SWEEP_SECONDS": "1", "ARCHIVE_CACHE_LIMIT_MB": "1",
@@ -95,7 +95,7 @@ def ended_with_steps_done(attempt):
 
 
 def test_an_attempt_ends_on_time_with_every_end_step_done_and_no_browser(beat_worker, settings):
-    attempt = running(start_attempt(settings, limit=8), beat_worker)
+    attempt = running(start_attempt(settings, limit=12), beat_worker)
     lease = lease_for_attempt(attempt=attempt)
     user, uid, home = lease.username, lease.provider_state["uid"], lease.provider_state["home"]
     result = lease_run(lease=lease, as_admin=False, command=(
@@ -107,7 +107,7 @@ def test_an_attempt_ends_on_time_with_every_end_step_done_and_no_browser(beat_wo
     wait_for(lambda: ended_with_steps_done(attempt), 45, "the attempt to end and its end steps to finish", beat_worker)
     assert attempt.end_reason == EndReason.TIMEOUT
     assert attempt.ended_at == deadline  # ended at the deadline, not when someone noticed
-    assert clock.time_used(attempt) == 8
+    assert clock.time_used(attempt) == 12
     steps = attempt.end_steps
     assert {k: v["status"] for k, v in steps.items()} == {
         "close_terminals": "done", "archive": "done", "final_scoring": "skipped", "final_result": "done", "teardown": "done",
@@ -129,8 +129,8 @@ def test_an_attempt_ends_on_time_with_every_end_step_done_and_no_browser(beat_wo
 
 
 def test_the_deadline_holds_while_the_worker_is_stopped_and_the_sweeper_finishes_later(beat_worker, settings):
-    attempt = running(start_attempt(settings, limit=10), beat_worker)
-    beat_worker.kill()  # no worker, no beat, no sweeper from here on
+    attempt = running(start_attempt(settings, limit=15), beat_worker)
+    beat_worker.stop()  # no worker, no beat, no sweeper from here on
     lease = lease_for_attempt(attempt=attempt)
     uid = lease.provider_state["uid"]
     lease_run(lease=lease, as_admin=False, command="nohup sleep 1000 >/dev/null 2>&1 &")

@@ -210,3 +210,15 @@ def test_the_expert_end_button_needs_confirmation_and_only_works_for_the_expert(
     assert response.url == f"/attempts/{attempt.pk}/survey/"
     attempt.refresh_from_db()
     assert (attempt.state, attempt.end_reason) == (State.ENDED, EndReason.EXPERT)
+
+
+def test_a_score_request_after_the_deadline_is_refused_and_ends_the_attempt(now):
+    from baseliner.scoring.models import ScoreEntry
+    from baseliner.scoring.services import ScoringRefused, score_request
+
+    attempt = running(now, limit=60)
+    now.move(61)
+    with pytest.raises(ScoringRefused, match="only possible while the attempt is running"):
+        score_request(attempt=attempt, trigger=ScoreEntry.Trigger.COMMAND, user=attempt.expert)
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.end_reason) == (State.ENDED, EndReason.TIMEOUT)

@@ -30,7 +30,7 @@ from baseliner.web.events import attempt_event
 from . import clock, machine_guard
 from .models import Attempt, ClockEvent
 from .services import AttemptActionError, _locked, attempt_mark_ended, attempt_transition
-from .states import FINISHED_STATES, EndReason, State
+from .states import FINISHED_STATES, EndReason, IllegalTransition, State
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,10 @@ def attempt_end(*, attempt: Attempt, reason: str, actor=None, detail: str = "", 
             return locked
         if reason == EndReason.EXPERT and locked.state not in (State.RUNNING, State.PAUSED):
             raise AttemptActionError("Only a started attempt can be ended.")
-        attempt = attempt_mark_ended(attempt=locked, reason=reason, actor=actor, detail=detail, at=at)
+        try:
+            attempt = attempt_mark_ended(attempt=locked, reason=reason, actor=actor, detail=detail, at=at)
+        except IllegalTransition as exc:
+            raise AttemptActionError(f"{exc} Cancel the machine request instead.") from exc
         from .ending import end_steps_initial
 
         attempt.end_steps = end_steps_initial()
@@ -295,6 +298,13 @@ def attempt_enforce_deadline_by_id(*, attempt_id: int, at: datetime | None = Non
     if overdue is not None:
         return attempt_enforce_deadline(attempt=overdue, at=at)
     return Attempt.objects.filter(pk=attempt_id, state=State.RUNNING).exists()
+
+
+async def attempt_enforce_deadline_async(*, attempt_id: int) -> bool:
+    """For WebSocket consumers: call on every message of an attempt (one indexed query)."""
+    from channels.db import database_sync_to_async
+
+    return await database_sync_to_async(attempt_enforce_deadline_by_id)(attempt_id=attempt_id)
 
 
 # --- warnings ---------------------------------------------------------------------------------

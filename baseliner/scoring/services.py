@@ -191,8 +191,13 @@ SCORABLE_STATES = (State.RUNNING,)
 def score_request(*, attempt: Attempt, trigger: str, user=None) -> tuple[ScoreRun, str]:
     """Queue a scoring run for ``attempt``. Returns the run and a message for the requester
     (which says when another run is in progress and this one waits for it)."""
+    from baseliner.attempts.lifecycle import attempt_enforce_deadline
+
     from .tasks import score_run_execute
 
+    if trigger != ScoreEntry.Trigger.FINAL:
+        # Time up but not yet swept: end the attempt now; the state check below then refuses.
+        attempt_enforce_deadline(attempt=attempt)
     with transaction.atomic():
         attempt = Attempt.objects.select_for_update().select_related("environment").get(pk=attempt.pk)
         if trigger == ScoreEntry.Trigger.FINAL:
