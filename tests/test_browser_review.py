@@ -95,3 +95,24 @@ def test_export_page_shows_progress_until_the_bundle_is_ready(page, worker):
     row = page.locator("#exports tr[data-job]").first
     expect(row.get_by_role("link", name="Download")).to_be_visible(timeout=30_000)
     expect(row.locator("progress")).to_have_attribute("value", "100")
+
+
+def test_seeking_maps_the_moment_through_the_idle_time_limit(page):
+    """A 90 s idle gap is played as 2 s (the default idle-time limit): a command at 105 s into
+    the recording is at 17 s of the player, and the screen shows what was there at 105 s."""
+    attempt = finished_attempt()
+    events = [[round(0.5 * i, 3), "o", f"early {i}\r\n"] for i in range(1, 21)]
+    events += [[round(100 + 0.5 * i, 3), "o", f"late {i}\r\n"] for i in range(0, 21)]
+    recording(attempt, events)
+    command(attempt, 105, "make bench")
+    staff = factories.user(staff=True)
+    login(page, staff.username, factories.PASSWORD)
+    page.goto(f"/review/attempts/{attempt.pk}/")
+    expect(page.locator("#player .ap-player")).to_be_visible()
+    page.get_by_role("row").filter(has_text="make bench").click()
+    t = wait_until(page, lambda t: abs(t - 17) < 0.5)
+    assert 16.5 < t < 17.5
+    expect(page.locator("#player")).to_contain_text("late 10")
+    page.get_by_label("Idle time limit").select_option("")  # no limit: the player's time is the recording's
+    page.get_by_role("row").filter(has_text="make bench").click()
+    wait_until(page, lambda t: abs(t - 105) < 0.5)

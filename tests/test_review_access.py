@@ -26,8 +26,7 @@ def staff_routes(s):
     a, n, j = s["attempt"].pk, s["annotation"].pk, s["job"].pk
     return [
         ("get", "/review/"), ("get", "/review/monitor.json"), ("get", f"/review/attempts/{a}/"),
-        ("get", f"/review/attempts/{a}/cast?terminal=main"), ("get", f"/review/attempts/{a}/archive"),
-        ("post", f"/review/attempts/{a}/annotations"), ("post", f"/review/annotations/{n}/remove"),
+        ("get", f"/review/attempts/{a}/cast?terminal=main"), ("post", f"/review/attempts/{a}/annotations"), ("post", f"/review/annotations/{n}/remove"),
         ("post", f"/review/annotations/{n}/restore"), ("post", f"/review/attempts/{a}/invalidate"),
         ("post", f"/review/attempts/{a}/revalidate"), ("get", "/review/analysis/"), ("get", "/review/analysis.csv"),
         ("get", "/review/exports/"), ("post", "/review/exports/"), ("get", f"/review/exports/{j}.json"),
@@ -114,26 +113,16 @@ def test_monitor_lists_running_attempts_with_best_score_and_cost(client, setup):
     assert row["cost"] == pytest.approx(0.0, abs=0.01)  # the lease was created just now
 
 
-def test_staff_download_the_final_files_archive_the_end_step_recorded(client, setup, settings, tmp_path):
+def test_the_review_page_links_the_final_files_archive(client, setup, settings, tmp_path):
     settings.ARCHIVES_DIR = tmp_path
     a = setup["attempt"]
     (tmp_path / f"attempt-{a.pk}-0a1b2c3d.tar.gz").write_bytes(b"tarball")
-    a.end_steps = {"archive": {"status": "done", "data": {"archive": f"attempt-{a.pk}-0a1b2c3d.tar.gz"}}}
+    (tmp_path / f"attempt-{a.pk}-0a1b2c3d.manifest.json").write_text("{}")
+    a.end_steps = {"archive": {"status": "done", "data": {"archive": f"attempt-{a.pk}-0a1b2c3d.tar.gz",
+                                                            "manifest": f"attempt-{a.pk}-0a1b2c3d.manifest.json"}}}
     a.save(update_fields=["end_steps"])
     client.force_login(setup["staff"])
-    assert "Download the final files archive" in client.get(f"/review/attempts/{a.pk}/").content.decode()
-    response = client.get(f"/review/attempts/{a.pk}/archive")
+    html = client.get(f"/review/attempts/{a.pk}/").content.decode()
+    assert f'href="/attempts/{a.pk}/archive.tar.gz">Download the final files archive' in html
+    response = client.get(f"/attempts/{a.pk}/archive.tar.gz")
     assert response.status_code == 200 and b"".join(response.streaming_content) == b"tarball"
-    client.force_login(a.expert)
-    assert client.get(f"/review/attempts/{a.pk}/archive").status_code == 404
-
-
-def test_archive_outside_the_archives_dir_is_never_served(client, setup, settings, tmp_path):
-    settings.ARCHIVES_DIR = tmp_path / "archives"
-    (tmp_path / "archives").mkdir()
-    (tmp_path / "secret.txt").write_text("no")
-    a = setup["attempt"]
-    a.end_steps = {"archive": {"status": "done", "data": {"archive": "../secret.txt"}}}
-    a.save(update_fields=["end_steps"])
-    client.force_login(setup["staff"])
-    assert client.get(f"/review/attempts/{a.pk}/archive").status_code == 404

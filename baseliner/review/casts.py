@@ -75,8 +75,7 @@ def stitched_cast(recordings: list[Recording], *, markers: list[tuple[datetime, 
     if not recordings:
         return
     base = recordings[0].started_at
-    width = max(r.width for r in recordings)
-    height = max(r.height for r in recordings)
+    width, height = recordings[0].width, recordings[0].height
     yield _line({"version": 2, "width": width, "height": height, "timestamp": int(base.timestamp())})
     pending = sorted(((max(0.0, (at - base).total_seconds()), label) for at, label in markers), key=lambda m: m[0])
     mi = 0
@@ -93,7 +92,12 @@ def stitched_cast(recordings: list[Recording], *, markers: list[tuple[datetime, 
                 w, h = int(value.get("width") or rec.width), int(value.get("height") or rec.height)
                 if (w, h) != size:
                     size = (w, h)
-                    yield _line([round(max(last, offset), 6), "r", f"{w}x{h}"])
+                    t = max(last, offset)
+                    while mi < len(pending) and pending[mi][0] <= t:
+                        yield _line([round(max(last, pending[mi][0]), 6), "m", pending[mi][1]])
+                        mi += 1
+                    last = t
+                    yield _line([round(t, 6), "r", f"{w}x{h}"])
                 continue
             t, code, data = value[0], value[1], value[2]
             if code == "m":

@@ -7,7 +7,6 @@ urlpatterns = [
     path("review/monitor.json", views.monitor_json, name="review-monitor-json"),
     path("review/attempts/<int:attempt_id>/", views.attempt_review, name="review-attempt"),
     path("review/attempts/<int:attempt_id>/cast", views.attempt_cast, name="review-cast"),
-    path("review/attempts/<int:attempt_id>/archive", views.attempt_archive, name="review-archive"),
     path("review/attempts/<int:attempt_id>/annotations", views.annotation_add, name="review-annotation-add"),
     path("review/annotations/<int:annotation_id>/remove", views.annotation_toggle, {"action": "remove"}, name="review-annotation-remove"),
     path("review/annotations/<int:annotation_id>/restore", views.annotation_toggle, {"action": "restore"}, name="review-annotation-restore"),

@@ -3,9 +3,7 @@ selector or service, render. Every route answers 404 to anyone who is not a revi
 import csv
 from datetime import timedelta
 from functools import wraps
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -16,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from baseliner.attempts import clock
 from baseliner.attempts.access import attempt_for_user, is_reviewer
+from baseliner.attempts.ending import archive_paths
 from baseliner.attempts.models import Cohort
 from baseliner.audit.models import AuditEvent
 from baseliner.catalog.models import Environment
@@ -65,26 +64,6 @@ def monitor_json(request):
 
 
 # --- attempt review -------------------------------------------------------------------------
-
-def attempt_archive_path(attempt) -> Path | None:
-    """The final files archive under ARCHIVES_DIR: the file the end-of-attempt step recorded
-    (``end_steps["archive"]["data"]["archive"]``), else the newest ``attempt-<id>-*.tar.gz``."""
-    root = Path(settings.ARCHIVES_DIR).resolve()
-    candidates = []
-    step = (attempt.end_steps or {}).get("archive")
-    if isinstance(step, dict):
-        data = step.get("data") if isinstance(step.get("data"), dict) else {}
-        for name in (data.get("archive"), step.get("path")):
-            if isinstance(name, str) and name:
-                candidates.append(root / name)
-    if root.is_dir():
-        candidates += sorted(root.glob(f"attempt-{attempt.pk}-*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for c in candidates:
-        c = c.resolve()
-        if c.is_relative_to(root) and c.is_file():
-            return c
-    return None
-
 
 def _live_terminal_url(attempt):
     for name in ("attempt-terminal-watch", "terminal-watch", "attempt-watch"):
@@ -155,7 +134,7 @@ def attempt_review(request, attempt_id):
         "clock_events": attempt.clock_events.select_related("actor"),
         "survey": response,
         "survey_rows": survey_rows,
-        "archive": attempt_archive_path(attempt),
+        "archive": archive_paths(attempt),
         "audit": AuditEvent.objects.filter(attempt=attempt).select_related("actor"),
         "annotations": attempt.annotations.select_related("author", "removed_by"),
         "tags": [t.value for t in Annotation.Tag],
@@ -178,16 +157,6 @@ def attempt_cast(request, attempt_id):
     response = StreamingHttpResponse(casts.stitched_cast(recordings, markers=markers), content_type="application/x-asciicast")
     response["Cache-Control"] = "no-store"
     return response
-
-
-@reviewer_required
-@require_GET
-def attempt_archive(request, attempt_id):
-    attempt = _reviewed_attempt(request, attempt_id)
-    path = attempt_archive_path(attempt)
-    if path is None:
-        raise Http404("This attempt has no final files archive.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"attempt-{attempt.pk}-{path.name}")
 
 
 def _float_or_none(value):
