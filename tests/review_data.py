@@ -4,14 +4,14 @@ create log rows directly (as the recorder and scorer would)."""
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from unittest import mock
 
 from django.conf import settings
 
 from baseliner.attempts.services import attempt_clock_start, attempt_mark_ended, attempt_transition
 from baseliner.attempts.states import State
 from baseliner.recording.models import CommandRecord, Recording
-from baseliner.scoring.models import ScoreEntry
-from baseliner.scoring.normalization import normalize_for
+from baseliner.scoring.services import Outcome, score_record
 from baseliner.surveys.models import Survey, SurveyResponse
 from tests import factories
 
@@ -42,14 +42,12 @@ def running_attempt(**kw):
 
 
 def score(attempt, elapsed, raw, *, status="ok", trigger="button", message="", details=None):
-    seq = attempt.score_entries.count() + 1
+    """Append to the score log through the scoring service, as if the run finished at
+    ``elapsed`` seconds into the attempt (the clock's one seam is moved there)."""
     at = attempt.started_at + timedelta(seconds=elapsed)
-    return ScoreEntry.objects.create(
-        attempt=attempt, sequence=seq, created=at, requested_at=at, elapsed_seconds=elapsed,
-        raw_score=raw if status == "ok" else None,
-        normalized_score=normalize_for(attempt.environment, raw) if status == "ok" else None,
-        status=status, trigger=trigger, message=message, details=details or {},
-    )
+    outcome = Outcome(raw_score=raw if status == "ok" else None, status=status, message=message, details=details or {})
+    with mock.patch("baseliner.attempts.clock.now", return_value=at):
+        return score_record(attempt=attempt, outcome=outcome, trigger=trigger, requested_at=at, elapsed_seconds=elapsed)
 
 
 def survey_answer(attempt, answers: dict):

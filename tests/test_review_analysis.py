@@ -106,6 +106,17 @@ def test_last_aggregation_counts_the_final_submission():
     assert [r["mean"] for r in g.at_hours()] == pytest.approx([0.2, 0.8, 0.4, 0.4])
 
 
+def test_with_last_aggregation_an_invalid_final_submission_counts_nothing():
+    env = factories.environment(slug="fit", aggregation="last")
+    a = finished_attempt(env=env)
+    score(a, 1000, 0.8)
+    score(a, 5000, None, status="invalid")
+    score(a, 9000, None, status="error")  # a scoring error never counts, either way
+    g = only_group(environment="fit")
+    assert g.finals == [0.0] and g.without_score == 1
+    assert [r["mean"] for r in g.at_hours()] == pytest.approx([0.8, 0.0, 0.0, 0.0])
+
+
 def test_missing_survey_question_leaves_the_share_empty(pool):
     for r in pool["env"].attempts.all():
         if hasattr(r, "survey_response"):

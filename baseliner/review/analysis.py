@@ -5,12 +5,13 @@ the attempt clock, survey answers) — never from stored summaries such as
 
 Definitions (each used by the page, the CSV and the tests):
 
-- **Points** of an attempt: its successful score entries (status ``ok``) as
+- **Points** of an attempt: its score entries other than scoring errors, in log order, as
   ``(elapsed_seconds, normalized)``, the normalized score recomputed from the raw score with
-  the attempt's environment version (``scoring.normalization``).
+  the attempt's environment version (``scoring.normalization``); ``None`` for an invalid solution.
 - **Best-so-far at t**: with aggregation ``best`` the highest normalized score among points
-  with ``elapsed <= t``; with ``last`` the latest such point (the final submission counts).
-  Before any point an attempt scores 0, the starting solution, by definition of the normalization.
+  with ``elapsed <= t``; with ``last`` the latest such point (the final submission counts; if it
+  was an invalid solution nothing counts — as ``scoring.services.score_counting_entry`` says).
+  When nothing counts an attempt scores 0, the starting solution, by definition of the normalization.
 - **Final score**: best-so-far at the end. An attempt with no successful entry scores 0 too and is
   counted in ``without_score``.
 - **score@k**: the expected maximum final score over k attempts drawn without replacement from
@@ -51,17 +52,37 @@ SURVEY_QUESTIONS = ("score_matched_expectations", "score_matched")
 EXPERT_TRIGGERS = (ScoreEntry.Trigger.BUTTON, ScoreEntry.Trigger.COMMAND)
 
 
-def best_so_far(points: list[tuple[float, float]], t: float, *, aggregation: str) -> float:
+def best_so_far(points: list[tuple[float, float | None]], t: float, *, aggregation: str) -> float:
     """The attempt's score at attempt time ``t`` (see the module docstring). ``points`` are in
     log order (by sequence)."""
     seen = [(e, s) for e, s in points if e <= t]
-    if not seen:
-        return 0.0
     if aggregation == Aggregation.LAST:
+        if not seen:
+            return 0.0
         # The latest entry so far; among equal times the later one in the log.
         latest = max(range(len(seen)), key=lambda i: (seen[i][0], i))
-        return seen[latest][1]
-    return max(s for _, s in seen)
+        value = seen[latest][1]
+        return 0.0 if value is None else value
+    values = [s for _, s in seen if s is not None]
+    return max(values) if values else 0.0
+
+
+def has_counting_entry(points, *, aggregation: str) -> bool:
+    """Whether some entry counts at the end (a score, not the starting solution by default)."""
+    if aggregation == Aggregation.LAST:
+        return bool(points) and points[-1][1] is not None
+    return any(s is not None for _, s in points)
+
+
+def entry_point(*, environment, elapsed: float, raw: float | None, status: str):
+    """An entry as a point: None for a scoring error (it never counts), ``(elapsed, None)`` for
+    an invalid solution, ``(elapsed, normalized)`` for a score."""
+    if status == ScoreEntry.Status.ERROR:
+        return None
+    if status != ScoreEntry.Status.OK:
+        return (elapsed, None)
+    normalized = normalize_for(environment, raw)
+    return None if normalized is None else (elapsed, normalized)
 
 
 def score_at_k(scores: list[float], k: int) -> float:
@@ -82,7 +103,7 @@ class AttemptFigures:
     cohort: str
     expert: str
     aggregation: str
-    points: list[tuple[float, float]]
+    points: list[tuple[float, float | None]]
     final: float
     has_score: bool
     at_hours: dict[int, float]
@@ -224,7 +245,7 @@ def _survey_answer(answers) -> str | None:
     return value or None
 
 
-def _score_logs(attempts) -> tuple[dict[int, list[tuple[float, float]]], dict[int, int]]:
+def _score_logs(attempts) -> tuple[dict[int, list[tuple[float, float | None]]], dict[int, int]]:
     """Points (see the module docstring) and expert-requested scoring counts per attempt."""
     envs = {a.pk: a.environment for a in attempts}
     points: dict[int, list] = defaultdict(list)
@@ -235,11 +256,9 @@ def _score_logs(attempts) -> tuple[dict[int, list[tuple[float, float]]], dict[in
     ):
         if trigger in EXPERT_TRIGGERS:
             scorings[attempt_id] += 1
-        if status != ScoreEntry.Status.OK:
-            continue
-        normalized = normalize_for(envs[attempt_id], raw)
-        if normalized is not None:
-            points[attempt_id].append((elapsed, normalized))
+        point = entry_point(environment=envs[attempt_id], elapsed=elapsed, raw=raw, status=status)
+        if point is not None:
+            points[attempt_id].append(point)
     return points, scorings
 
 
@@ -269,7 +288,7 @@ def attempt_figures(attempts) -> list[AttemptFigures]:
             aggregation=env.aggregation,
             points=points,
             final=best_so_far(points, math.inf, aggregation=env.aggregation),
-            has_score=bool(points),
+            has_score=has_counting_entry(points, aggregation=env.aggregation),
             at_hours={h: best_so_far(points, h * 3600, aggregation=env.aggregation) for h in CHECKPOINT_HOURS},
             scorings=scorings.get(a.pk, 0),
             hours_used=clock.time_used(a) / 3600,

@@ -47,7 +47,7 @@ from baseliner.scoring.models import ScoreEntry
 from baseliner.surveys.models import SurveyResponse
 
 from . import casts
-from .analysis import best_so_far
+from .analysis import best_so_far, entry_point, has_counting_entry
 from .anonymize import Scrubber, key_id, pseudonym
 from .models import ExportJob
 
@@ -74,7 +74,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("paused_seconds", F, "Total pause time"),
         ("extension_seconds", F, "Total staff extensions"),
         ("aggregation", S, "best (best entry counts) or last (final submission counts)"),
-        ("final_normalized_score", F, "From the score log: best (or last) ok entry; null if none"),
+        ("final_normalized_score", F, "From the score log: the best (or, for last, the final) entry; null if none counts"),
         ("score_entries", I, "Rows in score_entries"),
         ("commands", I, "Rows in commands"),
         ("recordings", I, "Rows in recordings"),
@@ -307,8 +307,9 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
     n_scores = 0
     for e in ScoreEntry.objects.filter(attempt=attempt).order_by("sequence").iterator():
         n_scores += 1
-        if e.status == ScoreEntry.Status.OK and e.normalized_score is not None and math.isfinite(e.normalized_score):
-            points.append((e.elapsed_seconds, e.normalized_score))
+        point = entry_point(environment=env, elapsed=e.elapsed_seconds, raw=e.raw_score, status=e.status)
+        if point is not None:
+            points.append(point)
         writers["score_entries"].write({
             "attempt_id": aid, "sequence": e.sequence, "elapsed_seconds": _num(e.elapsed_seconds),
             "at_seconds": _seconds(e.created, start), "raw_score": _num(e.raw_score),
@@ -361,7 +362,8 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
         "time_limit_seconds": float(clock.total_allowed(attempt)), "time_used_seconds": round(clock.time_used(attempt), 3),
         "paused_seconds": float(attempt.paused_seconds), "extension_seconds": float(attempt.extension_seconds),
         "aggregation": env.aggregation,
-        "final_normalized_score": best_so_far(points, math.inf, aggregation=env.aggregation) if points else None,
+        "final_normalized_score": (best_so_far(points, math.inf, aggregation=env.aggregation)
+                                   if has_counting_entry(points, aggregation=env.aggregation) else None),
         "score_entries": n_scores, "commands": n_commands, "recordings": n_recordings,
         "is_invalid": attempt.is_invalid, "invalid_reason": scrub(attempt.invalid_reason),
     })

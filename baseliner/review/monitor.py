@@ -14,7 +14,7 @@ from baseliner.machines.models import Lease
 from baseliner.recording.models import CommandRecord, EditorSave
 from baseliner.scoring.models import ScoreEntry
 
-from .analysis import best_so_far, attempt_points
+from .analysis import attempt_points, best_so_far, has_counting_entry
 
 
 def lease_cost(lease: Lease, *, at) -> float | None:
@@ -47,7 +47,7 @@ def monitor_rows() -> list[dict]:
         lease = live[-1] if live else (leases[a.pk][-1] if leases[a.pk] else None)
         costs = [c for le in leases[a.pk] if (c := lease_cost(le, at=at)) is not None]
         pts = points.get(a.pk, [])
-        best = best_so_far(pts, math.inf, aggregation=a.environment.aggregation) if pts else None
+        best = best_so_far(pts, math.inf, aggregation=a.environment.aggregation) if has_counting_entry(pts, aggregation=a.environment.aggregation) else None
         last = max((t for t in activity[a.pk] if t is not None), default=None)
         gpu = ""
         if lease is not None:
