@@ -62,6 +62,9 @@ def _detect_secrets_plugins():
     return patterns, value_plugins
 
 
+# Every entry of detect-secrets' keyword denylist contains one of these.
+KEYWORD_HINTS = ("pass", "pwd", "secret", "key", "contrase", "token", "auth", "cred", "api")
+
 OUR_SECRET_PATTERNS = [
     # Prefixed API keys and tokens (OpenAI/Anthropic sk-, Hugging Face, GitHub, Slack, AWS, Google, W&B-style)
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}"),
@@ -165,7 +168,10 @@ class Scrubber:
             for m in regex.finditer(text):
                 if len(m.group(0)) >= 6:
                     yield m.group(0)
+        lowered = text.lower()
         for plugin in value_plugins:
+            if plugin.__class__.__name__ == "KeywordDetector" and not any(w in lowered for w in KEYWORD_HINTS):
+                continue  # the keyword detector is the slowest; it only fires near these words
             try:
                 found = list(plugin.analyze_string(text))
             except Exception:  # a detector's heuristic failing must not fail the export
@@ -228,6 +234,8 @@ class Scrubber:
         the scrubber would change, the chunk is replaced by its scrubbed plain text: the
         colours of that line are lost, the secret is not leaked."""
         scrubbed = self.scrub(text)
+        if "\x1b" not in text:
+            return scrubbed
         plain = ANSI_RE.sub("", scrubbed)
         if self.scrub(plain) != plain:
             return self.scrub(ANSI_RE.sub("", text))
