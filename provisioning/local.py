@@ -27,6 +27,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 from pathlib import Path
 
 from django.conf import settings
@@ -99,6 +100,7 @@ class LocalProvider(Provider):
                          protected_group=user, insecure=True, insecure_note=INSECURE_NOTE)
         else:
             user = f"bl{token}"
+            seal_app_host()
         state["sshd_dir"] = str(self.state_dir)
         expert_key, expert_pub = ssh.generate_key()
         admin_key, admin_pub = ssh.generate_key()
@@ -184,6 +186,33 @@ class LocalProvider(Provider):
                 client.close()
         sshd.remove_key(lease.username if state.get("insecure") else "root", tag=f"baseliner-admin-{token}")
         self._unregister(token)
+
+
+def app_private_paths() -> list[Path]:
+    """What of the app's own host an expert user on it must never read: baseliner's var dir
+    (an SQLite database, recordings, archives, exports, this sshd's keys), the environments
+    (reference solutions and scorers) and the ``.env`` file with the secrets."""
+    names = ("VAR_DIR", "RECORDINGS_DIR", "ARCHIVES_DIR", "EXPORTS_DIR", "ENVIRONMENTS_DIR", "LOCAL_SSHD_DIR")
+    paths = [Path(getattr(settings, n)) for n in names if getattr(settings, n, None)]
+    return [*paths, Path(settings.BASE_DIR) / ".env"]
+
+
+def seal_app_host() -> list[str]:
+    """Take the "other" permissions off ``app_private_paths`` (a default checkout leaves them
+    world-readable, and on this provider every expert is a local user). Idempotent; returns
+    what it changed. Only the app's own user (root here) needs these paths."""
+    changed = []
+    for path in app_private_paths():
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o007:
+            path.chmod(stat.S_IMODE(mode) & ~0o007)
+            changed.append(str(path))
+    if changed:
+        log.warning("local provider: made %s private to baseliner (experts on this host could read them)", ", ".join(changed))
+    return changed
 
 
 def _kill_processes_under(folder: Path) -> None:
