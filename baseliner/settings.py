@@ -238,6 +238,11 @@ ENVIRONMENT_SNAPSHOTS_DIR = env.path("ENVIRONMENT_SNAPSHOTS_DIR", default=VAR_DI
 BASELINER_PUBLIC_URL = env.str("BASELINER_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Most bytes of scorer output kept (the rest is discarded on the machine and the run is an error).
 SCORING_OUTPUT_LIMIT_BYTES = env.int("SCORING_OUTPUT_LIMIT_BYTES", default=1 << 20)
+# A scoring run still "running" this many seconds after its scorer's timeout lost its worker:
+# the sweep (every SCORING_SWEEP_INTERVAL seconds) records it as an error entry.
+SCORING_STALE_GRACE_SECONDS = env.int("SCORING_STALE_GRACE_SECONDS", default=300)
+SCORING_SWEEP_INTERVAL = env.float("SCORING_SWEEP_INTERVAL", default=60.0)
+CELERY_BEAT_SCHEDULE["score-runs-sweep"] = {"task": "baseliner.score_runs_sweep", "schedule": SCORING_SWEEP_INTERVAL}
 # Fernet keys (comma-separated, newest first) that encrypt lease credentials at rest.
 # The development default is derived from SECRET_KEY; production must set its own.
 BASELINER_FERNET_KEYS = env.list("BASELINER_FERNET_KEYS", default=[])

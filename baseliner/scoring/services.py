@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 
 from baseliner.attempts import clock
@@ -223,8 +224,9 @@ def score_request(*, attempt: Attempt, trigger: str, user=None) -> tuple[ScoreRu
     return run, message
 
 
-# A run still "running" this long after its scorer's timeout died with its worker.
-STALE_GRACE = timedelta(minutes=5)
+def _stale_grace() -> timedelta:
+    """A run still "running" this long after its scorer's timeout died with its worker."""
+    return timedelta(seconds=settings.SCORING_STALE_GRACE_SECONDS)
 
 
 def _claim(run_id: int) -> ScoreRun | None:
@@ -241,8 +243,8 @@ def _claim(run_id: int) -> ScoreRun | None:
         now = clock.now()
         timeout = timedelta(seconds=attempt.environment.scoring_timeout_seconds)
         for other in ScoreRun.objects.filter(attempt=attempt, status=ScoreRun.Status.RUNNING):
-            if other.started_at and now - other.started_at > timeout + STALE_GRACE:
-                _finish(other, Outcome(None, ScoreEntry.Status.ERROR, "This scoring run was interrupted (the worker stopped); score again."))
+            if other.started_at and now - other.started_at > timeout + _stale_grace():
+                _finish(other, Outcome(None, ScoreEntry.Status.ERROR, INTERRUPTED, {"interrupted": True}))
             else:
                 return None
         first = ScoreRun.objects.filter(attempt=attempt, status=ScoreRun.Status.QUEUED).order_by("requested_at", "pk").first()
@@ -297,6 +299,48 @@ def score_run_process(*, run_id: int) -> ScoreEntry | None:
 
         score_run_execute.delay(nxt.pk)
     return entry
+
+
+INTERRUPTED = "This scoring run was interrupted (the worker stopped); score again."
+
+
+def score_runs_sweep(*, at=None) -> dict:
+    """What a dead worker leaves behind (beat runs this every minute). The Celery message of a
+    run is acknowledged when a worker takes it, so a worker killed mid-run loses it: without
+    this sweep the run would stay "running" for ever, and every later run of its attempt would
+    wait behind it.
+
+    - a run ``running`` longer than its scorer's timeout plus ``SCORING_STALE_GRACE_SECONDS``
+      is finished as an error entry (recorded, never silently dropped; the scorer is not
+      started again, so nothing runs twice);
+    - the first queued run of an attempt with nothing running is handed to a worker again
+      (``_claim`` makes a duplicate delivery harmless).
+    """
+    from .tasks import score_run_execute
+
+    at = at or clock.now()
+    interrupted = []
+    for run in ScoreRun.objects.filter(status=ScoreRun.Status.RUNNING).select_related("attempt__environment"):
+        limit = timedelta(seconds=run.attempt.environment.scoring_timeout_seconds) + _stale_grace()
+        if run.started_at is None or at - run.started_at <= limit:
+            continue
+        with transaction.atomic():
+            Attempt.objects.select_for_update().get(pk=run.attempt_id)
+            run = ScoreRun.objects.select_for_update().select_related("attempt").get(pk=run.pk)
+            if run.status != ScoreRun.Status.RUNNING:
+                continue
+            _finish(run, Outcome(None, ScoreEntry.Status.ERROR, INTERRUPTED, {"interrupted": True}))
+        log.warning("scoring run %s of attempt %s was interrupted (its worker stopped); recorded as an error", run.pk, run.attempt_id)
+        interrupted.append(run.pk)
+    requeued = []
+    busy = set(ScoreRun.objects.filter(status=ScoreRun.Status.RUNNING).values_list("attempt_id", flat=True))
+    for run in ScoreRun.objects.filter(status=ScoreRun.Status.QUEUED).order_by("requested_at", "pk"):
+        if run.attempt_id in busy:
+            continue
+        busy.add(run.attempt_id)
+        score_run_execute.delay(run.pk)
+        requeued.append(run.pk)
+    return {"interrupted": interrupted, "requeued": requeued}
 
 
 def score_log_for(*, attempt: Attempt, reviewer: bool) -> dict:

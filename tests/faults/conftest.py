@@ -136,12 +136,12 @@ class Stack:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def call(self, op: str, **kwargs):
+    def call(self, op: str, _env: dict | None = None, **kwargs):
         """Run ``tests.faults.ops.<op>(**kwargs)`` in a Django subprocess on the private
-        database; returns its JSON result."""
+        database (with extra environment variables ``_env``); returns its JSON result."""
         code = ("import django, json, sys; django.setup(); from tests.faults import ops; "
                 f"print('\\n@@' + json.dumps(ops.{op}(**json.loads(sys.argv[1]))))")
-        r = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], cwd=ROOT, env=self.env(),
+        r = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], cwd=ROOT, env=self.env(**(_env or {})),
                            capture_output=True, text=True, timeout=120)
         if r.returncode:
             raise RuntimeError(f"ops.{op} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")

@@ -59,3 +59,64 @@ def enqueue_heartbeat() -> None:
     from baseliner.web.tasks import worker_heartbeat
 
     worker_heartbeat.delay()
+
+
+def seed_scoring_attempt(machine_port: int, scoring_timeout: int = 5) -> dict:
+    """A running attempt whose lease points at ``machine_port`` on loopback, and one Score press."""
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from baseliner.machines.models import Lease
+    from baseliner.scoring.services import score_request
+    from provisioning import ssh
+    from tests import factories
+
+    expert = factories.user(password=PASSWORD)
+    attempt = factories.attempt(expert=expert, title="Scored under fire", scoring_timeout_seconds=scoring_timeout,
+                                scoring={"command": "python3 score.py"})
+    now = timezone.now()
+    type(attempt).objects.filter(pk=attempt.pk).update(state="running", started_at=now, rules_accepted_at=now,
+                                                      deadline_at=now + timedelta(hours=8))
+    attempt.refresh_from_db()
+    key, _ = ssh.generate_key()
+    _, host_pub = ssh.generate_key()
+    lease = Lease.objects.create(
+        attempt=attempt, provider="local", state="ready", address="127.0.0.1", port=machine_port, username="blfault",
+        host_key=" ".join(host_pub.split()[:2]), ready_at=now,
+        provider_state={"home": "/home/blfault", "protected_dir": "/opt/x/protected", "protected_group": "bpfault",
+                        "scorer_user": "bsfault", "machine_dir": "/opt/x", "token": "0000000000"},
+    )
+    lease.set_credentials(json.dumps({"expert_key": key, "admin_key": key, "admin_user": "root"}))
+    lease.save(update_fields=["credentials_encrypted"])
+    run, _ = score_request(attempt=attempt, trigger="button", user=expert)
+    return {"attempt": attempt.pk, "run": run.pk, "session": _session_for(expert)}
+
+
+def press_score(attempt_id: int) -> int:
+    from baseliner.attempts.models import Attempt
+    from baseliner.scoring.services import score_request
+
+    attempt = Attempt.objects.get(pk=attempt_id)
+    return score_request(attempt=attempt, trigger="button", user=attempt.expert)[0].pk
+
+
+def scoring_state(attempt_id: int) -> dict:
+    from baseliner.attempts.models import Attempt
+    from baseliner.scoring.models import ScoreEntry, ScoreRun
+    from baseliner.scoring.services import score_log_verify
+
+    attempt = Attempt.objects.get(pk=attempt_id)
+    return {
+        "attempt_state": attempt.state,
+        "runs": {str(r.pk): [r.status, r.entry_id] for r in ScoreRun.objects.filter(attempt_id=attempt_id)},
+        "entries": [[e.pk, e.sequence, e.status, e.message, e.details] for e in ScoreEntry.objects.filter(attempt_id=attempt_id)],
+        "chain_problems": score_log_verify(attempt=attempt),
+    }
+
+
+def sweep_scoring_runs() -> dict:
+    from baseliner.scoring.services import score_runs_sweep
+
+    return score_runs_sweep()
