@@ -192,7 +192,8 @@ def app_private_paths() -> list[Path]:
     """What of the app's own host an expert user on it must never read: baseliner's var dir
     (an SQLite database, recordings, archives, exports, this sshd's keys), the environments
     (reference solutions and scorers) and the ``.env`` file with the secrets."""
-    names = ("VAR_DIR", "RECORDINGS_DIR", "ARCHIVES_DIR", "EXPORTS_DIR", "ENVIRONMENTS_DIR", "LOCAL_SSHD_DIR")
+    names = ("VAR_DIR", "RECORDINGS_DIR", "ARCHIVES_DIR", "EXPORTS_DIR", "ENVIRONMENTS_DIR", "ENVIRONMENT_SNAPSHOTS_DIR",
+             "LOCAL_SSHD_DIR")
     paths = [Path(getattr(settings, n)) for n in names if getattr(settings, n, None)]
     return [*paths, Path(settings.BASE_DIR) / ".env"]
 
