@@ -32,8 +32,9 @@ class AttemptEventsConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        # Nothing is accepted from the page on this socket.
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        # Nothing is accepted from the page on this socket. Any frame -- text, binary, not
+        # JSON -- gets the same clear answer, never a crashed consumer.
         await self.send_json({"type": "error", "message": "This socket is read-only."})
 
     async def attempt_event(self, message):
