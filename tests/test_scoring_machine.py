@@ -141,3 +141,20 @@ def test_a_metr_family_scores_through_the_task_helper(start_machine):
     assert (entry.status, entry.raw_score, entry.normalized_score, entry.message) == ("ok", 1.0, 1.0, "result: correct")
     # The family's protected file is out of the expert's reach.
     assert machine.as_expert(f"cat {machine.protected}/word_count/word_count.py").exit_status != 0
+
+
+@pytest.mark.timeout(1200)
+def test_prefix_sum_scores_through_the_lease_on_cpu(start_machine):
+    """The flagship end to end on a CPU-only host: its requirements are installed into a venv on
+    the machine (once per host), the scorer checks the expert's solution, run as the expert."""
+    attempt = factories.attempt(env=load(ROOT / "environments" / "prefix_sum"))
+    machine = start_machine(attempt)
+    entry = score(attempt)
+    assert entry.status == "ok", entry.message
+    assert entry.message.startswith("Correct. ") and "CPU with a small input" in entry.message
+    machine.as_expert("cat > solution.py <<'EOF'\nimport torch\ndef prefix_sum(x):\n    y = torch.zeros_like(x)\n    return y\nEOF")
+    entry = score(attempt)
+    assert entry.status == "invalid"
+    assert entry.message.startswith("Wrong answer at index ")
+    # The expert's shell finds the environment's Python packages too.
+    assert machine.as_expert("bash -lc 'python -c \"import torch, triton; print(torch.__version__)\"'").stdout.startswith("2.13.0")

@@ -92,11 +92,18 @@ def prepare_scoring(*, lease, client, environment) -> None:
     if venv:
         python = environment.scoring.get("python", "python3")
         reqs = environment.scoring["requirements"]
+        # The interpreter must be usable by the expert and scorer users, so a system-wide one
+        # comes first (root's PATH may lead to a private pyenv), and a venv they cannot run is rebuilt.
         _run(client, (
-            f"set -e; v={q(venv)}; if [ ! -x \"$v/bin/python\" ] || [ ! -f \"$v/.complete\" ]; then "
-            f"rm -rf \"$v\"; mkdir -p /opt/baseliner/venvs; {q(python)} -m venv \"$v\"; cat > \"$v/requirements.txt\"; "
-            f"\"$v/bin/pip\" install -q --disable-pip-version-check -r \"$v/requirements.txt\"; touch \"$v/.complete\"; fi; "
-            f"chmod -R a+rX \"$v\"; "
+            f"set -e; v={q(venv)}; py=''; mkdir -p /opt/baseliner/venvs; exec 9>\"$v.lock\"; flock 9; "
+            f"for c in /usr/bin/{q(python)} /usr/local/bin/{q(python)} \"$(command -v {q(python)} || true)\"; do "
+            f"[ -x \"$c\" ] && {{ py=$c; break; }}; done; "
+            f"[ -n \"$py\" ] || {{ echo 'no {python} on this machine' >&2; exit 3; }}; "
+            f"if [ ! -f \"$v/.complete\" ] || ! runuser -u nobody -- \"$v/bin/python\" -c '' 2>/dev/null; then "
+            f"rm -rf \"$v\"; \"$py\" -m venv \"$v\"; cat > \"$v/requirements.txt\"; "
+            f"\"$v/bin/pip\" install -q --disable-pip-version-check -r \"$v/requirements.txt\"; chmod -R a+rX \"$v\"; "
+            f"runuser -u nobody -- \"$v/bin/python\" -c '' || {{ echo \"$py cannot be run by other users\" >&2; exit 4; }}; "
+            f"touch \"$v/.complete\"; fi; "
             f"grep -qs 'baseliner: environment venv' {q(home + '/.bashrc')} || printf '# baseliner: environment venv\\nexport PATH=\"%s/bin:$PATH\"\\n' \"$v\" | tee -a {q(home + '/.bashrc')} >> {q(home + '/.profile')}"
         ), what=f"installing {environment.slug}'s requirements", timeout=1800, stdin=reqs)
 

@@ -98,6 +98,19 @@ def reference(x):
     return torch.cumsum(included, 0).to(torch.int32)
 
 
+def stop(child) -> str:
+    """End the child and return the tail of its stderr. SIGTERM first: through sudo, only a
+    signal sudo can relay reaches the solution (a SIGKILL would orphan it, pipes open)."""
+    if child.poll() is None:
+        child.terminate()
+    try:
+        _, err = child.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return "(the solution did not stop when asked)"
+    return err.decode("utf-8", "replace")[-3000:]
+
+
 def read_message(pipe):
     header = pipe.read(16)
     if len(header) < 16:
@@ -132,9 +145,7 @@ def main():
     details = {"n": n, "device": device}
 
     def fail(message):
-        child.kill()
-        err = child.stderr.read().decode("utf-8", "replace")[-3000:]
-        result(None, message, **details, solution_stderr=err)
+        result(None, message, **details, solution_stderr=stop(child))
 
     child.stdin.write((json.dumps(cfg) + "\n").encode())
     child.stdin.flush()
@@ -172,6 +183,7 @@ def main():
     elapsed = time.perf_counter() - start
     if meta is None or "error" in meta:
         fail(f"Your solution failed while being timed: {(meta or {}).get('error', 'it exited')}")
+    child.stdin.close()
     child.wait(timeout=60)
     ms = elapsed * 1000 / reps
     details.update(ms_per_call=ms, reps=reps)
