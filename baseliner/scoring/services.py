@@ -186,6 +186,18 @@ def score_counting_entry(*, attempt: Attempt) -> ScoreEntry | None:
 
 # --- runs -------------------------------------------------------------------------------
 
+def _enqueue(run_id: int) -> None:
+    """Hand a queued run to a worker. The run is already in the database: if the broker (Redis)
+    is down, the request that asked for it still succeeds, and ``score_runs_sweep`` hands the
+    run to a worker once the broker is back. Nothing accepted is lost."""
+    from .tasks import score_run_execute
+
+    try:
+        score_run_execute.delay(run_id)
+    except Exception:  # kombu.exceptions.OperationalError and friends
+        log.warning("could not queue scoring run %s (broker unavailable); the sweep will retry", run_id, exc_info=True)
+
+
 SCORABLE_STATES = (State.RUNNING,)
 
 
@@ -193,8 +205,6 @@ def score_request(*, attempt: Attempt, trigger: str, user=None) -> tuple[ScoreRu
     """Queue a scoring run for ``attempt``. Returns the run and a message for the requester
     (which says when another run is in progress and this one waits for it)."""
     from baseliner.attempts.lifecycle import attempt_enforce_deadline
-
-    from .tasks import score_run_execute
 
     if trigger != ScoreEntry.Trigger.FINAL:
         # Time up but not yet swept: end the attempt now; the state check below then refuses.
@@ -220,7 +230,7 @@ def score_request(*, attempt: Attempt, trigger: str, user=None) -> tuple[ScoreRu
         else:
             message = "Scoring started."
         attempt_event(attempt.pk, "scoring", {"run": run.pk, "status": run.status, "ahead": ahead, "message": message})
-        transaction.on_commit(lambda: score_run_execute.delay(run.pk))
+        transaction.on_commit(lambda: _enqueue(run.pk))
     return run, message
 
 
@@ -295,9 +305,7 @@ def score_run_process(*, run_id: int) -> ScoreEntry | None:
             log.warning("could not append entry %s to the machine's score log", entry.pk, exc_info=True)
     nxt = ScoreRun.objects.filter(attempt=attempt, status=ScoreRun.Status.QUEUED).order_by("requested_at", "pk").first()
     if nxt is not None:
-        from .tasks import score_run_execute
-
-        score_run_execute.delay(nxt.pk)
+        _enqueue(nxt.pk)
     return entry
 
 
@@ -316,8 +324,6 @@ def score_runs_sweep(*, at=None) -> dict:
     - the first queued run of an attempt with nothing running is handed to a worker again
       (``_claim`` makes a duplicate delivery harmless).
     """
-    from .tasks import score_run_execute
-
     at = at or clock.now()
     interrupted = []
     for run in ScoreRun.objects.filter(status=ScoreRun.Status.RUNNING).select_related("attempt__environment"):
@@ -338,7 +344,7 @@ def score_runs_sweep(*, at=None) -> dict:
         if run.attempt_id in busy:
             continue
         busy.add(run.attempt_id)
-        score_run_execute.delay(run.pk)
+        _enqueue(run.pk)
         requeued.append(run.pk)
     return {"interrupted": interrupted, "requeued": requeued}
 

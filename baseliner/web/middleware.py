@@ -24,8 +24,9 @@ except ImportError:  # pragma: no cover
     _REDIS_ERRORS = ()
 
 from django.db.utils import OperationalError
+from kombu.exceptions import OperationalError as BrokerError  # Celery's broker (Redis) is down
 
-UNAVAILABLE = (OperationalError, InterfaceError, *_REDIS_ERRORS)
+UNAVAILABLE = (OperationalError, InterfaceError, BrokerError, *_REDIS_ERRORS)
 
 
 class ServiceUnavailableMiddleware:

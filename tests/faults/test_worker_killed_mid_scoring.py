@@ -74,3 +74,26 @@ def test_a_worker_killed_mid_scoring_leaves_an_error_entry_and_the_attempt_goes_
     # Sweeping again changes nothing.
     assert stack.call("sweep_scoring_runs", _env=grace) == {"interrupted": [], "requeued": []}
     assert len(stack.call("scoring_state", attempt_id=seed["attempt"])["entries"]) == 2
+
+
+def test_a_score_press_during_a_redis_outage_is_kept_and_runs_when_redis_is_back(stack, app_server):
+    """The run is written to the database before its Celery message: a press while Redis is down
+    answers quickly, and the sweep hands the run to a worker once Redis is back."""
+    import requests
+
+    seed = stack.call("seed_scoring_attempt", machine_port=1, scoring_timeout=5)  # first press, queued
+    s = requests.Session()
+    s.cookies.set("sessionid", seed["session"], domain="127.0.0.1", path="/")
+    s.get(f"{app_server.url}/attempts/{seed['attempt']}/")
+    stack.redis.kill()
+    started = time.monotonic()
+    r = s.post(f"{app_server.url}/attempts/{seed['attempt']}/score/",
+               headers={"X-CSRFToken": s.cookies["csrftoken"], "Referer": app_server.url + "/"})
+    took = time.monotonic() - started
+    assert took < 30, f"the press hung {took:.0f}s while Redis was down"
+    assert r.status_code == 202, r.status_code  # accepted: it is in the database
+    runs = stack.call("scoring_state", attempt_id=seed["attempt"])["runs"]
+    assert len(runs) == 2 and all(status == "queued" for status, _ in runs.values()), runs
+    stack.redis.start()
+    swept = stack.call("sweep_scoring_runs")
+    assert swept["requeued"] == [int(min(runs, key=int))], "the first waiting run goes to a worker again"
