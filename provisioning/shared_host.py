@@ -31,6 +31,7 @@ from . import ssh
 from .base import ProvisionError
 
 LEASES_ROOT = "/opt/baseliner/leases"
+LOCK = "/run/baseliner-users.lock"
 TOKEN_RE = re.compile(r"^[0-9a-f]{10}$")
 
 
@@ -50,13 +51,19 @@ def new_state(token: str | None = None) -> dict:
 
 # Runs as root on the machine: $1 token, $2 the expert's public key, $3 "" or the value of
 # CUDA_VISIBLE_DEVICES ("-" for none at all). Idempotent: a redelivered task may run it twice.
-CREATE_SCRIPT = r"""
+# useradd and friends fail at once when another process holds /etc/passwd's lock: baseliner's
+# own runs are serialized by flock (see _run_locked), anything else is waited out by retrying.
+RETRY = r"""
+retry() { n=0; until "$@"; do n=$((n+1)); [ $n -ge 50 ] && return 1; sleep 0.2; done; }
+"""
+
+CREATE_SCRIPT = RETRY + r"""
 set -eu
 t=$1; pub=$2; cuda=$3
 u=bl$t; s=bs$t; g=bp$t; home=/home/$u; md=/opt/baseliner/leases/$t
-getent group "$g" >/dev/null || groupadd "$g"
-id -u "$u" >/dev/null 2>&1 || useradd -m -d "$home" -s /bin/bash -p '*' -U "$u"
-id -u "$s" >/dev/null 2>&1 || useradd -M -d "$md/scorer-home" -s /bin/bash -p '*' -g "$g" "$s"
+getent group "$g" >/dev/null || retry groupadd "$g"
+id -u "$u" >/dev/null 2>&1 || retry useradd -m -d "$home" -s /bin/bash -p '*' -U "$u"
+id -u "$s" >/dev/null 2>&1 || retry useradd -M -d "$md/scorer-home" -s /bin/bash -p '*' -g "$g" "$s"
 chown "$u:$u" "$home"; chmod 0750 "$home"
 install -d -o root -g root -m 0755 /opt/baseliner /opt/baseliner/leases "$md"
 install -d -o root -g "$g" -m 0750 "$md/protected"
@@ -74,29 +81,35 @@ id -u "$u"
 # Runs as root: $1 token. Locks the users (no new logins), kills every process they own (their
 # shells, tmux servers and sshd sessions), removes their files, users and groups. Safe to run
 # on a half-made lease and to run again ("already gone" is success).
-TEARDOWN_SCRIPT = r"""
+TEARDOWN_SCRIPT = RETRY + r"""
 set -u
 t=$1
 case "$t" in ""|*[!0-9a-f]*) echo "refusing a malformed lease token" >&2; exit 2;; esac
 u=bl$t; s=bs$t; g=bp$t; home=/home/$u; md=/opt/baseliner/leases/$t
 for x in "$u" "$s"; do
   uid=$(id -u "$x" 2>/dev/null) || continue
-  usermod -L -s /usr/sbin/nologin "$x" >/dev/null 2>&1 || true
+  retry usermod -L -s /usr/sbin/nologin "$x" >/dev/null 2>&1 || true
   i=0
   while [ $i -lt 100 ] && { pgrep -u "$uid" >/dev/null || pgrep -U "$uid" >/dev/null; }; do
     pkill -KILL -u "$uid" 2>/dev/null; pkill -KILL -U "$uid" 2>/dev/null; sleep 0.1; i=$((i+1))
   done
   find /tmp /var/tmp /dev/shm -xdev -user "$uid" -delete 2>/dev/null || true
-  userdel -f -r "$x" >/dev/null 2>&1 || userdel -f "$x" >/dev/null 2>&1 || true
+  retry userdel -f -r "$x" >/dev/null 2>&1 || retry userdel -f "$x" >/dev/null 2>&1 || true
   if pgrep -u "$uid" >/dev/null || pgrep -U "$uid" >/dev/null; then echo "processes of $x survived" >&2; exit 1; fi
 done
-getent group "$g" >/dev/null && groupdel "$g"
-getent group "$u" >/dev/null && groupdel "$u"
+getent group "$g" >/dev/null && retry groupdel "$g"
+getent group "$u" >/dev/null && retry groupdel "$u"
 rm -rf -- "$home" "$md"
 rm -f -- "/etc/profile.d/baseliner-$t.sh" "/etc/sudoers.d/baseliner-$s" "/var/mail/$u" "/var/spool/mail/$u"
 if id -u "$u" >/dev/null 2>&1 || id -u "$s" >/dev/null 2>&1; then echo "users of lease $t still exist" >&2; exit 1; fi
 echo gone
 """
+
+
+def _run_locked(script: str, args: str) -> str:
+    """The command running ``script`` as ``sh`` with ``args``, one at a time per host."""
+    command = f"sh -c {shlex.quote(script)} sh {args}"
+    return f"if command -v flock >/dev/null; then flock -w 240 {LOCK} {command}; else {command}; fi"
 
 
 def create_users(client, *, state: dict, expert_public_key: str, cuda: str | None) -> int:
@@ -105,7 +118,7 @@ def create_users(client, *, state: dict, expert_public_key: str, cuda: str | Non
     if not TOKEN_RE.match(token):
         raise ProvisionError(f"malformed lease token {token!r}")
     args = " ".join(shlex.quote(a) for a in (token, expert_public_key.strip(), "-" if cuda is None else cuda))
-    result = ssh.run(client, f"sh -c {shlex.quote(CREATE_SCRIPT)} sh {args}", timeout=120)
+    result = ssh.run(client, _run_locked(CREATE_SCRIPT, args), timeout=300)
     if not result.ok:
         raise ProvisionError(f"creating the expert's user failed ({result.exit_status}): {result.stderr.strip()[-500:]}")
     return int(result.stdout.strip().splitlines()[-1])
@@ -116,6 +129,6 @@ def remove_users(client, *, state: dict) -> None:
     token = state.get("token", "")
     if not TOKEN_RE.match(token):
         return  # nothing was ever named, so nothing was made
-    result = ssh.run(client, f"sh -c {shlex.quote(TEARDOWN_SCRIPT)} sh {shlex.quote(token)}", timeout=120)
+    result = ssh.run(client, _run_locked(TEARDOWN_SCRIPT, shlex.quote(token)), timeout=300)
     if not result.ok:
         raise ProvisionError(f"teardown on the machine failed ({result.exit_status}): {result.stderr.strip()[-500:]}")
