@@ -50,8 +50,11 @@ def test_the_expert_starts_the_demo_attempt_watches_progress_and_gets_a_ready_ma
     expect(page.get_by_text("Your machine is ready.")).to_be_visible(timeout=60_000)
     events = page.evaluate("JSON.parse(sessionStorage.getItem('events') || '[]')")
     progress = [e["progress"] for e in events if e.get("type") == "provisioning"]
-    assert any(0 < p < 100 for p in progress) and progress[-1] == 100, events
+    # Progress arrived live and only moved forward (the page reloads itself once the machine
+    # is ready, so the last events may land on the next page).
+    assert any(0 < p < 100 for p in progress), events
     assert progress == sorted(progress), events
+    expect(page.get_by_role("progressbar")).to_have_count(0)
     expect(page.locator("#attempt-state")).to_have_text("Running")
     expect(page.get_by_role("button", name="Start attempt")).to_have_count(0)
 

@@ -66,7 +66,7 @@ def test_two_attempts_get_different_gpus_and_a_third_waits_in_the_queue(host, cl
     assert machine_status(attempt=third)["queue_position"] == 1
     client.force_login(third.expert)
     page = client.get(f"/attempts/{third.pk}/").content.decode()
-    assert "You are number <strong id=\"queue-position\">1</strong> in the queue" in page
+    assert "you are number <strong id=\"queue-position\">1</strong> in the queue" in page
     assert client.get(f"/attempts/{third.pk}/machine/").json()["queue_position"] == 1
 
     lease_teardown(lease=a, reason="attempt ended")  # frees GPU a

@@ -72,3 +72,12 @@ def test_a_queued_attempt_whose_request_is_cancelled_can_be_started_again(attemp
     client.post(f"/attempts/{attempt.pk}/start/")
     attempt.refresh_from_db()
     assert attempt.state == State.QUEUED and Lease.objects.filter(attempt=attempt, state="requested").count() == 1
+
+
+def test_a_misconfigured_provider_is_a_clear_error_not_a_stuck_attempt(attempt, client, settings):
+    settings.MACHINE_PROVIDER = "no.such.Provider"
+    client.force_login(attempt.expert)
+    response = client.post(f"/attempts/{attempt.pk}/start/", {"accept_rules": "on"}, follow=True)
+    assert "baseliner is misconfigured (unknown machine provider); staff have been told." in response.content.decode()
+    attempt.refresh_from_db()
+    assert attempt.state == State.ASSIGNED and not Lease.objects.exists()

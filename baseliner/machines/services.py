@@ -148,6 +148,11 @@ def attempt_request_start(*, attempt: Attempt, user) -> Attempt:
             raise AttemptActionError("This attempt has ended; it cannot be started again.")
         if attempt.rules_accepted_at is None:
             raise AttemptActionError("Please read and accept the rules before starting.")
+        try:
+            get_provider(settings.MACHINE_PROVIDER)
+        except ProvisionError as exc:
+            log.error("cannot start attempt %s: %s", attempt.pk, exc)
+            raise AttemptActionError(exc.user_message) from exc
         # The attempt runs on the newest version of its environment, fixed from here on.
         latest = environment_latest(slug=attempt.environment.slug)
         if latest is not None and latest.pk != attempt.environment_id:
