@@ -95,3 +95,34 @@ def test_staff_see_the_end_steps_in_the_admin(client, monkeypatch):
     client.force_login(factories.user(superuser=True))
     html = client.get(f"/admin/attempts/attempt/{attempt.pk}/change/").content.decode()
     assert "close_terminals" in html and "no machine to archive" in html
+
+
+def test_staff_can_run_failed_end_steps_again_from_the_admin(client, monkeypatch):
+    monkeypatch.setattr(ending, "RETRY_PAUSE_SECONDS", 0)
+    monkeypatch.setattr(ending, "MAX_TRIES", 1)
+    calls = []
+
+    def archive_breaks_once(attempt):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("archive volume not mounted")
+        raise ending.StepSkipped("no machine to archive")
+
+    monkeypatch.setitem(ending.STEP_FUNCTIONS, "archive", archive_breaks_once)
+    attempt = ended_attempt()
+    attempt_end(attempt=attempt, reason=EndReason.EXPERT, actor=attempt.expert)
+    attempt_end_steps_run(attempt_id=attempt.pk)
+    attempt.refresh_from_db()
+    assert attempt.end_steps["archive"]["status"] == "failed" and attempt.end_steps_finished_at is not None
+    staff = factories.user(staff=True)
+    client.force_login(staff)
+    client.post(f"/admin/attempts/attempt/{attempt.pk}/clock/", {"action": "end_steps", "reason": "volume fixed"})
+    attempt.refresh_from_db()
+    assert attempt.end_steps_finished_at is None and attempt.end_steps["archive"]["tries"] == 0
+    attempt_end_steps_run(attempt_id=attempt.pk)  # what the queued task does
+    attempt.refresh_from_db()
+    assert attempt.end_steps["archive"]["status"] == "skipped"
+    from baseliner.audit.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="attempt.end_steps_restart", actor=staff, attempt=attempt).exists()
+

@@ -4,6 +4,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
 from baseliner.attempts.access import attempt_for_user
+from baseliner.attempts.lifecycle import attempt_enforce_deadline_by_id
 
 from .events import attempt_group
 
@@ -11,9 +12,10 @@ from .events import attempt_group
 @database_sync_to_async
 def _may_see(user, attempt_id) -> bool:
     try:
-        attempt_for_user(user=user, attempt_id=attempt_id)
+        attempt = attempt_for_user(user=user, attempt_id=attempt_id)
     except Http404:
         return False
+    attempt_enforce_deadline_by_id(attempt_id=attempt.pk)  # time up: the page hears "ended" on (re)connect
     return True
 
 
