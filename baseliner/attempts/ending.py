@@ -45,7 +45,7 @@ MACHINE_STEPS = ("archive", "final_scoring")
 MAX_TRIES = 5
 TRIES_PER_RUN = 2
 RETRY_PAUSE_SECONDS = 2.0
-RUNNING_LOCK_SECONDS = 600
+RUNNING_LOCK_SECONDS = 1800  # refreshed before each step
 
 # Folders left out of the archive when bigger than ARCHIVE_CACHE_LIMIT_MB (model weights,
 # compiler caches: large, reproducible, not the expert's solution).
@@ -75,18 +75,19 @@ def attempt_end_steps_run(*, attempt_id: int, force: bool = False) -> dict:
         log.info("end steps of attempt %s are already running", attempt_id)
         return {}
     try:
-        return _run(attempt_id, force=force)
+        return _run(attempt_id, force=force, lock=lock)
     finally:
         cache.delete(lock)
         cache.delete(f"baseliner:end-steps-queued:{attempt_id}")
 
 
-def _run(attempt_id: int, *, force: bool) -> dict:
+def _run(attempt_id: int, *, force: bool, lock: str) -> dict:
     attempt = Attempt.objects.select_related("environment").filter(pk=attempt_id).first()
     if attempt is None or attempt.ended_at is None:
         return {}
     steps = {**end_steps_initial(), **(attempt.end_steps or {})}
     for name in STEPS:
+        cache.touch(lock, RUNNING_LOCK_SECONDS)
         record = steps[name]
         if record.get("status") in DONE_STATUSES:
             continue
