@@ -1,4 +1,5 @@
 """What the expert did: terminal recordings, commands, editor saves."""
+from django.conf import settings
 from django.db import models
 
 
@@ -15,6 +16,12 @@ class Recording(models.Model):
     height = models.PositiveIntegerField(default=24)
     bytes_out = models.BigIntegerField(default=0)
     bytes_in = models.BigIntegerField(default=0)
+    gaps = models.PositiveIntegerField(default=0, help_text="Times events were lost because the disk refused them")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Who had this terminal open (the expert, or staff watching or taking over)",
+    )
+    read_only = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["attempt", "started_at"]
@@ -32,9 +39,16 @@ class CommandRecord(models.Model):
     command = models.TextField()
     exit_status = models.IntegerField(null=True, blank=True)
     source = models.CharField(max_length=20, default="bridge", help_text="bridge (browser terminal) or machine (any shell)")
+    marker = models.CharField(
+        max_length=100, blank=True,
+        help_text="Identifies the command's start marker, so two windows on one terminal log it once",
+    )
 
     class Meta:
         ordering = ["attempt", "started_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["attempt", "marker"], condition=~models.Q(marker=""), name="command_marker_once"),
+        ]
 
 
 class EditorSave(models.Model):

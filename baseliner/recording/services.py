@@ -1,0 +1,66 @@
+"""Writes of the recording app: terminal recordings, the command log, editor saves."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from baseliner.attempts import clock
+from baseliner.attempts.models import Attempt
+
+from .asciicast import AsciicastWriter
+from .models import CommandRecord, EditorSave, Recording
+
+
+def recording_open(*, attempt_id: int, terminal: str, width: int, height: int, reader=None,
+                   read_only: bool = False) -> tuple[Recording, AsciicastWriter]:
+    """A new recording (row + asciicast writer) for one connection to one terminal."""
+    at = clock.now()
+    rel = f"attempt-{int(attempt_id)}/{terminal}-{at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}.cast"
+    recording = Recording.objects.create(
+        attempt_id=attempt_id, terminal=terminal, path=rel, started_at=at, width=width, height=height,
+        reader=reader if reader is not None and reader.is_authenticated else None, read_only=read_only,
+    )
+    writer = AsciicastWriter(Path(settings.RECORDINGS_DIR) / rel, width=width, height=height,
+                             timestamp=at.timestamp(), title=f"attempt {attempt_id} · {terminal}")
+    writer.flush()
+    return recording, writer
+
+
+def recording_close(*, recording_id: int, writer: AsciicastWriter) -> None:
+    writer.close()
+    Recording.objects.filter(pk=recording_id).update(
+        ended_at=clock.now(), bytes_out=writer.bytes_out, bytes_in=writer.bytes_in, gaps=writer.gaps,
+    )
+
+
+def recording_path(recording: Recording) -> Path:
+    return Path(settings.RECORDINGS_DIR) / recording.path
+
+
+def command_start(*, attempt_id: int, terminal: str, marker: str, started_at: datetime, cwd: str,
+                  command: str) -> CommandRecord | None:
+    """Log a command as it starts (so a command still running at the end is logged too).
+    The same marker seen by a second window on the terminal returns None."""
+    attempt = Attempt.objects.get(pk=attempt_id)
+    try:
+        with transaction.atomic():
+            return CommandRecord.objects.create(
+                attempt=attempt, terminal=terminal, marker=marker[:100], started_at=started_at,
+                elapsed_seconds=clock.time_used(attempt, at=started_at), cwd=cwd[:1000], command=command,
+            )
+    except IntegrityError:
+        return None
+
+
+def command_finish(*, record_id: int, exit_status: int, duration_seconds: float) -> None:
+    CommandRecord.objects.filter(pk=record_id).update(exit_status=exit_status, duration_seconds=max(0.0, duration_seconds))
+
+
+def editor_save_record(*, attempt: Attempt, path: str, size: int, sha256: str, at: datetime | None = None) -> EditorSave:
+    at = at or clock.now()
+    return EditorSave.objects.create(attempt=attempt, path=path, created=at, elapsed_seconds=clock.time_used(attempt, at=at),
+                                     size=size, sha256=sha256)

@@ -1,0 +1,65 @@
+"""
+The workspace's one way to the expert's machine.
+
+Terminals and the editor connect *as the expert user* of the attempt's live lease, with the
+host key pinned (``baseliner.machines.services.lease_client``). Everything here is blocking
+(paramiko): async callers run it in a thread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import paramiko
+
+from baseliner.machines.models import Lease
+from baseliner.recording.shell import integration_paths
+
+
+class NoMachine(Exception):
+    """The attempt has no ready machine; ``str()`` is fit for the expert."""
+
+
+try:  # the machines app's contract (issue 3)
+    from baseliner.machines.services import lease_client as _lease_client
+    from baseliner.machines.services import lease_for_attempt as _lease_for_attempt
+except ImportError:  # pragma: no cover - until the machines services land
+    import json
+
+    from provisioning import ssh
+
+    def _lease_for_attempt(*, attempt):
+        return Lease.objects.filter(attempt=attempt, state__in=Lease.LIVE_STATES).order_by("-created").first()
+
+    def _lease_client(*, lease, as_admin=False):
+        creds = json.loads(lease.credentials() or "{}")
+        return ssh.connect(address=lease.address, port=lease.port or 22,
+                           username=creds.get("admin_user", "root") if as_admin else lease.username,
+                           private_key=creds["admin_key" if as_admin else "expert_key"], host_key=lease.host_key)
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """What the workspace needs to know about the machine, read once from the lease."""
+
+    lease: Lease
+    username: str
+    home: str
+    nonce: str
+    bashrc: str
+    tmux_conf: str
+
+
+def machine_info(*, attempt) -> MachineInfo:
+    """The attempt's ready machine (database only; call from sync code)."""
+    lease = _lease_for_attempt(attempt=attempt)
+    if lease is None or lease.state != Lease.State.READY:
+        raise NoMachine("Your machine is not ready. Reload the page in a moment; staff have been told if it stays so.")
+    state = lease.provider_state or {}
+    home = state.get("home") or f"/home/{lease.username}"
+    paths = integration_paths(home=home, machine_dir=state.get("machine_dir"))
+    return MachineInfo(lease, lease.username, home.rstrip("/") or "/", lease.nonce, paths["bashrc"], paths["tmux_conf"])
+
+
+def expert_client(*, machine: MachineInfo) -> paramiko.SSHClient:
+    """A connected SSH client as the expert user (blocking; no database); the caller closes it."""
+    return _lease_client(lease=machine.lease, as_admin=False)

@@ -1,0 +1,238 @@
+"""The terminal bridge through the real ASGI server, a real sshd and tmux (no browser)."""
+import json
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from baseliner.audit.models import AuditEvent
+from baseliner.recording.asciicast import read_asciicast
+from baseliner.recording.models import CommandRecord, Recording
+from baseliner.recording.services import recording_path
+from baseliner.web.events import _send as push_event
+from tests import factories
+from tests.workspace_support import *  # noqa: F401,F403
+from tests.workspace_support import ws_connect
+
+pytestmark = pytest.mark.slow
+
+
+class Term:
+    """A minimal page: acks output like xterm.js does and collects what it shows."""
+
+    def __init__(self, ws):
+        self.ws, self.out, self.control = ws, bytearray(), []
+
+    def send(self, text: str):
+        self.ws.send(text.encode())
+
+    def _recv(self, timeout):
+        msg = self.ws.recv(timeout=timeout)
+        if isinstance(msg, bytes):
+            self.out += msg
+            self.ws.send(json.dumps({"type": "ack", "bytes": len(msg)}))
+        else:
+            self.control.append(json.loads(msg))
+
+    def read_until(self, needle: bytes | str, timeout: float = 10.0) -> bytes:
+        needle = needle.encode() if isinstance(needle, str) else needle
+        deadline = time.monotonic() + timeout
+        while needle not in self.out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{needle!r} not seen; got {bytes(self.out[-1500:])!r}")
+            try:
+                self._recv(left)
+            except TimeoutError:
+                continue
+        return bytes(self.out)
+
+    def control_message(self, kind: str, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            for msg in self.control:
+                if msg.get("type") == kind:
+                    self.control.remove(msg)
+                    return msg
+            try:
+                self._recv(max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind!r} message; got {self.control}")
+
+    def close_code(self, timeout: float = 10.0) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self._recv(deadline - time.monotonic())
+        except ConnectionClosed as exc:
+            return exc.rcvd.code, exc.rcvd.reason
+        raise AssertionError("the socket stayed open")
+
+    def close(self):
+        self.ws.close()
+
+
+def open_term(live_url, m, name="main", user=None, query="cols=100&rows=30"):
+    ws = ws_connect(live_url, f"/ws/attempts/{m.attempt.pk}/terminals/{name}/?{query}", user=user or m.expert)
+    t = Term(ws)
+    return t
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_commands_are_logged_with_exit_status_and_the_recording_is_asciicast_v2(live_url, machine_attempt):
+    m = machine_attempt
+    t = open_term(live_url, m)
+    assert t.control_message("ready")["read_only"] is False
+    t.send("echo hel''lo\r")
+    t.read_until("hello")
+    t.send("true\r")
+    t.send("false\r")
+    t.send("(exit 3)\r")
+    t.send("mkdir -p sub && cd sub\r")
+    # Program output that prints a marker without the lease's nonce is not a command.
+    t.send(r"printf '\033]133;C;fake;1.0;Lw==;cm0gLXJmIC8=\007\033]133;D;fake;0;2.0\007'; echo done-faking" + "\r")
+    t.read_until("done-faking\r\n")
+    t.send("echo ü€ finished\r")
+    t.read_until("ü€ finished\r\n")
+    commands = wait_for(lambda: list(CommandRecord.objects.filter(attempt=m.attempt).exclude(exit_status=None)
+                                     .values_list("command", "exit_status", "cwd")) if
+                        CommandRecord.objects.filter(attempt=m.attempt, command="echo ü€ finished").exclude(exit_status=None).exists() else None)
+    assert commands[:4] == [("echo hel''lo", 0, m.home), ("true", 0, m.home), ("false", 1, m.home), ("(exit 3)", 3, m.home)]
+    assert commands[-1] == ("echo ü€ finished", 0, m.home + "/sub")
+    assert not CommandRecord.objects.filter(command__contains="rm -rf").exists()
+    assert b"\x1b]133;" not in t.out.replace(b"\x1b]133;C;fake", b"").replace(b"\x1b]133;D;fake", b"")
+    record = CommandRecord.objects.get(attempt=m.attempt, command="false")
+    assert record.terminal == "main" and 0 <= record.duration_seconds < 5 and record.elapsed_seconds >= 0
+    t.close()
+
+    recording = wait_for(lambda: Recording.objects.filter(attempt=m.attempt, ended_at__isnull=False).first())
+    header, events = read_asciicast(recording_path(recording))
+    assert (header["width"], header["height"]) == (100, 30) and header["timestamp"] > 0
+    output = "".join(e[2] for e in events if e[1] == "o")
+    typed = "".join(e[2] for e in events if e[1] == "i")
+    assert "hello" in output and "ü€ finished" in output and "(exit 3)\r" in typed
+    assert recording.bytes_out > 0 and recording.bytes_in == len(typed.encode())
+
+
+def test_a_reconnect_reattaches_the_same_shell(live_url, machine_attempt):
+    t = open_term(live_url, machine_attempt)
+    t.send("export SECRET_WORD=swordfish\r")
+    t.read_until("$ ")
+    t.close()
+    t = open_term(live_url, machine_attempt, query="cols=90&rows=20")
+    t.send("echo word=$SECRET_WORD\r")
+    t.read_until("word=swordfish")
+    t.close()
+    assert Recording.objects.filter(attempt=machine_attempt.attempt, terminal="main").count() == 2
+
+
+def test_another_expert_and_anonymous_users_are_refused(live_url, machine_attempt):
+    path = f"/ws/attempts/{machine_attempt.attempt.pk}/terminals/main/"
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(live_url, path, user=factories.user())
+    assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus):
+        ws_connect(live_url, path)
+    with pytest.raises(InvalidStatus):  # another site's page cannot use the expert's cookie
+        ws_connect(live_url, path, user=machine_attempt.expert, origin="http://evil.example")
+
+
+def test_staff_watch_read_only_and_take_over_explicitly(live_url, machine_attempt):
+    m = machine_attempt
+    expert = open_term(live_url, m)
+    expert.send("echo expert-was-here\r")
+    expert.read_until("expert-was-here\r\n")
+    staff = factories.user(staff=True)
+    watcher = open_term(live_url, m, user=staff)
+    assert watcher.control_message("ready")["read_only"] is True
+    watcher.read_until("expert-was-here")
+    watcher.send("echo staff-typed\r")
+    assert "read-only" in watcher.control_message("error")["message"]
+    watcher.close()
+    assert not AuditEvent.objects.filter(action="terminal.takeover").exists()
+    taker = open_term(live_url, m, user=staff, query="cols=80&rows=24&takeover=1")
+    assert taker.control_message("ready")["read_only"] is False
+    taker.send("echo staff-took-over\r")
+    expert.read_until("staff-took-over\r\n")
+    event = AuditEvent.objects.get(action="terminal.takeover")
+    assert event.actor == staff and event.attempt_id == m.attempt.pk
+    taker.close()
+    expert.close()
+
+
+def test_the_end_of_the_attempt_closes_open_terminals_with_a_message(live_url, machine_attempt):
+    t = open_term(live_url, machine_attempt)
+    t.control_message("ready")
+    push_event(machine_attempt.attempt.pk, "ended", {"message": "Time is up."})
+    code, reason = t.close_code()
+    assert (code, reason) == (4000, "Time is up.")
+    assert t.control_message("closed", timeout=0.1)["message"] == "Time is up."
+
+
+def test_a_paused_or_ended_attempt_does_not_open(live_url, machine_attempt):
+    from baseliner.attempts.services import attempt_mark_ended
+
+    attempt_mark_ended(attempt=machine_attempt.attempt, reason="expert")
+    t = open_term(live_url, machine_attempt)
+    code, reason = t.close_code()
+    assert code == 4000 and "ended" in reason
+
+
+def test_score_and_clock_events_become_markers(live_url, machine_attempt):
+    t = open_term(live_url, machine_attempt)
+    t.control_message("ready")
+    push_event(machine_attempt.attempt.pk, "score", {"label": "score 0.42"})
+    push_event(machine_attempt.attempt.pk, "warning", {"message": "15 minutes left"})
+    push_event(machine_attempt.attempt.pk, "provisioning", {"message": "ignored"})
+    t.send("echo after-markers\r")
+    t.read_until("after-markers\r\n")
+    time.sleep(0.3)
+    t.close()
+    recording = wait_for(lambda: Recording.objects.filter(attempt=machine_attempt.attempt, ended_at__isnull=False).first())
+    _, events = read_asciicast(recording_path(recording))
+    assert [e[2] for e in events if e[1] == "m"] == ["score: score 0.42", "warning: 15 minutes left"]
+
+
+def test_malformed_frames_get_an_error_and_the_terminal_keeps_working(live_url, machine_attempt):
+    t = open_term(live_url, machine_attempt)
+    t.control_message("ready")
+    for bad, expected in (("not json", "JSON"), ("[1, 2]", "JSON"), ('{"type": "ack", "bytes": -5}', "non-negative"),
+                          ('{"type": "resize", "cols": "x", "rows": 3}', "whole numbers"),
+                          ('{"type": "resize", "cols": 99999, "rows": 3}', "cols must be"),
+                          ('{"type": "launch"}', "unknown control message")):
+        t.ws.send(bad)
+        assert expected in t.control_message("error")["message"]
+    t.ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
+    t.send("stty size\r")
+    t.read_until("40 120")
+    t.close()
+
+
+def test_a_10_mb_paste_arrives_whole(live_url, machine_attempt):
+    t = open_term(live_url, machine_attempt)
+    t.send("stty -echo; wc -c; stty echo\r")
+    time.sleep(0.5)
+    line = b"a" * 999 + b"\r"
+    t.ws.send(line * 10_000)  # one 10 MB frame; \r becomes \n in the tty
+    t.send("\x04")
+    t.read_until("10000000", timeout=60)
+    t.close()
+
+
+def test_bad_terminal_names_and_sizes_are_refused_with_a_reason(live_url, machine_attempt):
+    t = open_term(live_url, machine_attempt, name="bad.name")
+    assert t.close_code()[0] == 4400
+    t = open_term(live_url, machine_attempt, query="cols=0&rows=0")
+    code, reason = t.close_code()
+    assert code == 4400 and "cols must be" in reason
