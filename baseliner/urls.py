@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("baseliner.attempts.urls")),
     path("", include("baseliner.surveys.urls")),
     path("", include("baseliner.scoring.urls")),
+    path("", include("baseliner.workspace.urls")),
 ]
 
 # A database or Redis outage raised outside a view (middleware, templates) gets the 503 page too.

@@ -38,7 +38,7 @@ class MachineAttempt:
     def run_as_expert(self, command: str, **kw) -> ssh.RunResult:
         from shlex import quote
 
-        return ssh.run(self.admin, f"su -s /bin/bash {quote(self.unix_user)} -c {quote(command)}", **kw)
+        return ssh.run(self.admin, f"su -s /bin/bash {quote(self.unix_user)} -c {quote('cd && ' + command)}", **kw)
 
 
 def _kill_user_processes(name: str) -> None:

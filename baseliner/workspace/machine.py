@@ -7,12 +7,16 @@ host key pinned (``baseliner.machines.services.lease_client``). Everything here 
 """
 from __future__ import annotations
 
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import paramiko
 
 from baseliner.machines.models import Lease
 from baseliner.recording.shell import integration_paths
+from provisioning import ssh
 
 
 class NoMachine(Exception):
@@ -24,8 +28,6 @@ try:  # the machines app's contract (issue 3)
     from baseliner.machines.services import lease_for_attempt as _lease_for_attempt
 except ImportError:  # pragma: no cover - until the machines services land
     import json
-
-    from provisioning import ssh
 
     def _lease_for_attempt(*, attempt):
         return Lease.objects.filter(attempt=attempt, state__in=Lease.LIVE_STATES).order_by("-created").first()
@@ -63,3 +65,62 @@ def machine_info(*, attempt) -> MachineInfo:
 def expert_client(*, machine: MachineInfo) -> paramiko.SSHClient:
     """A connected SSH client as the expert user (blocking; no database); the caller closes it."""
     return _lease_client(lease=machine.lease, as_admin=False)
+
+
+# --- a small cache of expert connections for the editor's requests --------------------------
+# Opening SSH costs a key exchange (~50-100 ms); the editor makes many small requests. One
+# connection per lease is kept for a few minutes; each request opens its own SFTP channel.
+_cache: dict[int, tuple[paramiko.SSHClient, float]] = {}
+_cache_lock = threading.Lock()
+CACHE_IDLE_SECONDS = 300
+
+
+def _cached_client(machine: MachineInfo) -> paramiko.SSHClient:
+    now = time.monotonic()
+    with _cache_lock:
+        for lease_id, (client, used) in list(_cache.items()):
+            if now - used > CACHE_IDLE_SECONDS:
+                del _cache[lease_id]
+                client.close()
+        entry = _cache.get(machine.lease.pk)
+        if entry is not None:
+            transport = entry[0].get_transport()
+            if transport is not None and transport.is_active():
+                _cache[machine.lease.pk] = (entry[0], now)
+                return entry[0]
+            entry[0].close()
+    client = expert_client(machine=machine)
+    with _cache_lock:
+        _cache[machine.lease.pk] = (client, now)
+    return client
+
+
+def forget_client(machine: MachineInfo) -> None:
+    with _cache_lock:
+        entry = _cache.pop(machine.lease.pk, None)
+    if entry is not None:
+        entry[0].close()
+
+
+@contextmanager
+def sftp_session(*, machine: MachineInfo):
+    """An SFTP client as the expert (blocking)."""
+    client = _cached_client(machine)
+    try:
+        sftp = client.open_sftp()
+    except (paramiko.SSHException, OSError, EOFError):
+        forget_client(machine)
+        sftp = _cached_client(machine).open_sftp()
+    try:
+        yield sftp
+    finally:
+        sftp.close()
+
+
+def run_as_expert(*, machine: MachineInfo, command: str, timeout: float = 20) -> ssh.RunResult:
+    client = _cached_client(machine)
+    try:
+        return ssh.run(client, command, timeout=timeout)
+    except (paramiko.SSHException, OSError, EOFError):
+        forget_client(machine)
+        return ssh.run(_cached_client(machine), command, timeout=timeout)
