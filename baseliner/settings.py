@@ -268,6 +268,7 @@ MACHINE_PROVIDER = env.str("MACHINE_PROVIDER", default="local")
 # Dotted paths called at the end of machine preparation, in order, each as
 # hook(lease=, client=<admin paramiko client>, environment=); a hook raises to fail it.
 BASELINER_PREPARE_HOOKS: list[str] = env.list("BASELINER_PREPARE_HOOKS", default=[
+    "baseliner.recording.machine.install_shell_integration",  # command log markers, tmux conf
     "baseliner.scoring.prepare.prepare_scoring",  # score/score_log commands, token, venv, METR install/start
 ])
 # The local provider's loopback sshd (state dir: host key, config, authorized keys, pid).

@@ -12,6 +12,7 @@ from baseliner.attempts import clock
 from baseliner.attempts.access import attempt_for_user, attempts_visible_to, is_attempt_expert, is_reviewer
 from baseliner.attempts.states import State
 from baseliner.surveys.services import survey_status
+from baseliner.workspace.views import workspace_context
 
 
 def render_markdown(text: str) -> str:
@@ -51,6 +52,7 @@ def attempt_detail(request, attempt_id: int):
             "rules_html": render_markdown(attempt.environment.rules),
             "time_left": clock.time_left(attempt),
             "deadline": clock.deadline(attempt),
+            "workspace": workspace_context(user=request.user, attempt=attempt),
         },
     )
 

@@ -16,7 +16,7 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from baseliner.attempts.access import attempt_for_user
+from baseliner.attempts.access import attempt_for_user, is_reviewer
 from baseliner.attempts.states import State
 from baseliner.recording.services import editor_save_record
 from provisioning.ssh import SSHError
@@ -32,8 +32,11 @@ def _error(message: str, status: int, **data) -> JsonResponse:
     return JsonResponse({"error": message, **data}, status=status)
 
 
-def expert_api(view):
-    """Access, state and error handling shared by every workspace API route."""
+def expert_api(view=None, *, staff_may_read: bool = False):
+    """Access, state and error handling shared by every workspace API route: only the
+    attempt's expert (staff reviewers too for ``staff_may_read`` GET routes), running attempts."""
+    if view is None:
+        return functools.partial(expert_api, staff_may_read=staff_may_read)
 
     @never_cache
     @functools.wraps(view)
@@ -44,7 +47,8 @@ def expert_api(view):
             attempt = attempt_for_user(user=request.user, attempt_id=attempt_id)
         except Http404:
             return _error("No such attempt.", 404)
-        if attempt.expert_id != request.user.pk:
+        staff_reading = staff_may_read and request.method == "GET" and is_reviewer(request.user)
+        if attempt.expert_id != request.user.pk and not staff_reading:
             return _error("Only the attempt's expert can use its files and terminals.", 403)
         if attempt.state != State.RUNNING:
             return _error("The attempt is not running, so its machine cannot be changed.", 409)
@@ -131,7 +135,7 @@ def _terminal_name(value) -> str:
 
 
 @require_GET
-@expert_api
+@expert_api(staff_may_read=True)
 def terminal_list(request, attempt, machine, body):
     result = run_as_expert(machine=machine, command="tmux list-sessions -F '#{session_created} #{session_name}' 2>/dev/null || true")
     rows = sorted(line.split(" ", 1) for line in result.stdout.splitlines() if re.fullmatch(r"\d+ [A-Za-z0-9_-]{1,32}", line))
@@ -154,3 +158,27 @@ def terminal_close(request, attempt, machine, body):
     name = _terminal_name(body.get("name"))
     run_as_expert(machine=machine, command=f"tmux kill-session -t ={shlex.quote(name)} 2>/dev/null || true")
     return JsonResponse({"name": name, "closed": True})
+
+
+# --- the workspace page's context ---------------------------------------------------------
+SCORING_PANEL = "scoring/_panel.html"
+
+
+def workspace_context(*, user, attempt) -> dict | None:
+    """What templates/workspace/_workspace.html needs, or None when the page shows no
+    workspace (the attempt is not running)."""
+    if attempt.state != State.RUNNING:
+        return None
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+    try:
+        get_template(SCORING_PANEL)
+        scoring_panel = SCORING_PANEL
+    except TemplateDoesNotExist:
+        scoring_panel = None
+    is_expert = attempt.expert_id == user.pk
+    return {
+        "read_only": not is_expert,
+        "can_take_over": not is_expert and user.has_perm("attempts.change_attempt"),
+        "scoring_panel": scoring_panel,
+    }
