@@ -236,3 +236,37 @@ def test_bad_terminal_names_and_sizes_are_refused_with_a_reason(live_url, machin
     t = open_term(live_url, machine_attempt, query="cols=0&rows=0")
     code, reason = t.close_code()
     assert code == 4400 and "cols must be" in reason
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="per-lease Unix users need root")
+def test_a_machine_prepared_by_the_local_provider_logs_commands(live_url, settings):
+    """The whole path: Start -> the local provider prepares the machine and runs our
+    preparation hook -> the browser terminal's commands reach the command log."""
+    import secrets
+    import shutil
+
+    from provisioning import base
+    from provisioning.local import LocalProvider
+    from tests.machines_helpers import make_environment_folder, new_attempt, start, teardown_all
+
+    folder = f"/tmp/bl-h4-local-{secrets.token_hex(4)}"
+    settings.MACHINE_PROVIDER = "local"
+    settings.LOCAL_SSHD_DIR = f"{folder}/sshd"
+    settings.ENVIRONMENTS_DIR = __import__("pathlib").Path(folder) / "environments"
+    settings.ENVIRONMENTS_DIR.mkdir(parents=True)
+    base.get_provider.cache_clear()
+    try:
+        attempt = new_attempt(source_path=make_environment_folder(settings.ENVIRONMENTS_DIR))
+        lease = start(attempt)
+        assert lease.nonce and attempt.state == "running"
+        t = Term(ws_connect(live_url, f"/ws/attempts/{attempt.pk}/terminals/main/?cols=80&rows=24", user=attempt.expert))
+        t.send("cat solve.py; (exit 7)\r")
+        t.read_until("starting solution")
+        record = wait_for(lambda: CommandRecord.objects.filter(attempt=attempt, exit_status=7).first())
+        assert (record.command, record.cwd) == ("cat solve.py; (exit 7)", lease.provider_state["home"])
+        t.close()
+    finally:
+        teardown_all()
+        LocalProvider().sshd().stop()
+        base.get_provider.cache_clear()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -15,28 +15,13 @@ from dataclasses import dataclass
 import paramiko
 
 from baseliner.machines.models import Lease
+from baseliner.machines.services import lease_client, lease_for_attempt
 from baseliner.recording.shell import integration_paths
 from provisioning import ssh
 
 
 class NoMachine(Exception):
     """The attempt has no ready machine; ``str()`` is fit for the expert."""
-
-
-try:  # the machines app's contract (issue 3)
-    from baseliner.machines.services import lease_client as _lease_client
-    from baseliner.machines.services import lease_for_attempt as _lease_for_attempt
-except ImportError:  # pragma: no cover - until the machines services land
-    import json
-
-    def _lease_for_attempt(*, attempt):
-        return Lease.objects.filter(attempt=attempt, state__in=Lease.LIVE_STATES).order_by("-created").first()
-
-    def _lease_client(*, lease, as_admin=False):
-        creds = json.loads(lease.credentials() or "{}")
-        return ssh.connect(address=lease.address, port=lease.port or 22,
-                           username=creds.get("admin_user", "root") if as_admin else lease.username,
-                           private_key=creds["admin_key" if as_admin else "expert_key"], host_key=lease.host_key)
 
 
 @dataclass(frozen=True)
@@ -53,7 +38,7 @@ class MachineInfo:
 
 def machine_info(*, attempt) -> MachineInfo:
     """The attempt's ready machine (database only; call from sync code)."""
-    lease = _lease_for_attempt(attempt=attempt)
+    lease = lease_for_attempt(attempt=attempt)
     if lease is None or lease.state != Lease.State.READY:
         raise NoMachine("Your machine is not ready. Reload the page in a moment; staff have been told if it stays so.")
     state = lease.provider_state or {}
@@ -64,7 +49,7 @@ def machine_info(*, attempt) -> MachineInfo:
 
 def expert_client(*, machine: MachineInfo) -> paramiko.SSHClient:
     """A connected SSH client as the expert user (blocking; no database); the caller closes it."""
-    return _lease_client(lease=machine.lease, as_admin=False)
+    return lease_client(lease=machine.lease, as_admin=False)
 
 
 # --- a small cache of expert connections for the editor's requests --------------------------
