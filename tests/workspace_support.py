@@ -79,7 +79,8 @@ def make_machine_attempt(sshd, *, expert=None) -> MachineAttempt:
     attempt = factories.attempt(expert=expert)
     attempt_transition(attempt=attempt, to=State.PROVISIONING)
     attempt = attempt_clock_start(attempt=attempt)
-    lease = Lease(attempt=attempt, provider="test", state=Lease.State.READY, address="127.0.0.1", port=sshd.port,
+    lease = Lease(attempt=attempt, provider="local",  # reached like a local-provider machine
+                  state=Lease.State.READY, address="127.0.0.1", port=sshd.port,
                   username=name, host_key=sshd.host_key, nonce=secrets.token_hex(16),
                   provider_state={"home": home, "machine_dir": machine_dir})
     lease.set_credentials(json.dumps({"expert_key": expert_pem, "admin_key": admin_pem, "admin_user": "root"}))
