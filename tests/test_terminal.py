@@ -1,5 +1,6 @@
 """The terminal bridge through the real ASGI server, a real sshd and tmux (no browser)."""
 import json
+import threading
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from baseliner.audit.models import AuditEvent
 from baseliner.recording.asciicast import read_asciicast
 from baseliner.recording.models import CommandRecord, Recording
 from baseliner.recording.services import recording_path
-from baseliner.web.events import _send as push_event
+from baseliner.web.events import _send
 from tests import factories
 from tests.workspace_support import *  # noqa: F401,F403
 from tests.workspace_support import ws_connect
@@ -78,6 +79,14 @@ def open_term(live_url, m, name="main", user=None, query="cols=100&rows=30"):
     ws = ws_connect(live_url, f"/ws/attempts/{m.attempt.pk}/terminals/{name}/?{query}", user=user or m.expert)
     t = Term(ws)
     return t
+
+
+def push_event(attempt_id, kind, payload):
+    """Send an attempt event as a service would (from a thread of its own: once a browser
+    test has run, Playwright keeps an event loop on this one)."""
+    thread = threading.Thread(target=_send, args=(attempt_id, kind, payload))
+    thread.start()
+    thread.join()
 
 
 def wait_for(predicate, timeout=10.0):

@@ -39,7 +39,7 @@ class MachineInfo:
 def machine_info(*, attempt) -> MachineInfo:
     """The attempt's ready machine (database only; call from sync code)."""
     lease = lease_for_attempt(attempt=attempt)
-    if lease is None or lease.state != Lease.State.READY:
+    if lease is None or lease.state not in (Lease.State.READY, Lease.State.UNHEALTHY):  # unhealthy: still try
         raise NoMachine("Your machine is not ready. Reload the page in a moment; staff have been told if it stays so.")
     state = lease.provider_state or {}
     home = state.get("home") or f"/home/{lease.username}"

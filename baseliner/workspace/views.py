@@ -74,6 +74,10 @@ def expert_api(view=None, *, staff_may_read: bool = False):
             forget_client(machine)
             log.warning("workspace API for attempt %s: machine error: %s", attempt.pk, exc)
             return _error(getattr(exc, "user_message", "Your machine did not answer; try again in a moment."), 502)
+        except Exception:  # e.g. a malformed pinned key: say so, never a crash page
+            forget_client(machine)
+            log.exception("workspace API for attempt %s: unexpected machine error", attempt.pk)
+            return _error("Your machine could not be reached; staff have been told.", 502)
 
     return wrapper
 
