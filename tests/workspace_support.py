@@ -81,7 +81,7 @@ def make_machine_attempt(sshd, *, expert=None) -> MachineAttempt:
     attempt = attempt_clock_start(attempt=attempt)
     lease = Lease(attempt=attempt, provider="local",  # reached like a local-provider machine
                   state=Lease.State.READY, address="127.0.0.1", port=sshd.port,
-                  username=name, host_key=sshd.host_key, nonce=secrets.token_hex(16),
+                  username=name, host_key=sshd.host_key, nonce=secrets.token_urlsafe(24),
                   provider_state={"home": home, "machine_dir": machine_dir})
     lease.set_credentials(json.dumps({"expert_key": expert_pem, "admin_key": admin_pem, "admin_user": "root"}))
     lease.save()

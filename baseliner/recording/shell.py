@@ -179,8 +179,8 @@ BASHRC_LINE = "[ -f {hooks} ] && . {hooks}  # baseliner shell integration\n"
 
 
 def hooks_script(nonce: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9]{8,64}", nonce):
-        raise ValueError("the shell-integration nonce must be 8-64 letters or digits")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", nonce):  # never a quote, space or ';'
+        raise ValueError("the shell-integration nonce must be 8-64 letters, digits, '-' or '_'")
     return HOOKS_TEMPLATE.replace("@NONCE@", nonce)
 
 
