@@ -7,6 +7,7 @@ Tests that talk to the server or worker subprocesses must use ``transactional_db
 (the subprocess cannot see data inside a test's open transaction).
 """
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,10 +60,12 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
 
 
 class ServerProcess:
-    """An ASGI server subprocess that tests may kill and restart (fault tests)."""
+    """An ASGI server subprocess that tests may kill and restart (fault tests). ``env`` is a
+    callable giving its environment (default: this session's test database and Redis)."""
 
-    def __init__(self, port: int, log_path: Path):
+    def __init__(self, port: int, log_path: Path, env=None):
         self.port, self.log_path, self.proc = port, log_path, None
+        self.env = env or subprocess_env
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
@@ -70,7 +73,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.proc)
 
@@ -86,10 +89,14 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(10)
 
     def restart(self) -> None:
         self.kill()
         self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="session")
@@ -110,46 +117,56 @@ def live_url(asgi_server, transactional_db):
 
 
 class WorkerProcess:
-    def __init__(self, log_path: Path, beat: bool = False):
+    """A Celery worker subprocess (prefork) that tests may kill (a crash) and restart."""
+
+    def __init__(self, log_path: Path, beat: bool = False, env=None, concurrency: int = 2, name: str = "test"):
         self.log_path, self.beat, self.proc = log_path, beat, None
+        self.env, self.concurrency, self.name = env or subprocess_env, concurrency, name
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "celery", "-A", "baseliner", "worker", "--loglevel=INFO", "--concurrency=2",
-               "--pool=prefork", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+        cmd = [sys.executable, "-m", "celery", "-A", "baseliner", "worker", "--loglevel=INFO",
+               f"--concurrency={self.concurrency}", "--pool=prefork", "-n", f"{self.name}-{os.getpid()}-{free_port()}@%h",
+               "--without-gossip", "--without-mingle"]
         if self.beat:
             cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
         log = open(self.log_path, "ab")
         # The log is appended to across restarts: only a "ready." written after this start counts.
         offset = log.tell()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"celery worker exited: {self.log()[-2000:]}")
             if b" ready." in self.log_path.read_bytes()[offset:]:
                 return
             time.sleep(0.2)
         raise TimeoutError("celery worker did not become ready")
 
     def kill(self) -> None:
-        """SIGKILL the worker and its pool processes at once (a crash, not a shutdown)."""
-        if self.proc and self.proc.poll() is None:
-            import signal
-
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+        """SIGKILL the worker and its pool processes at once (a crash, an OOM kill, a lost VM)."""
+        self._signal_group(signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        if self._signal_group(signal.SIGTERM):
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig) -> bool:
+        if not self.proc or self.proc.poll() is not None:
+            return False
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        if sig == signal.SIGKILL:
+            self.proc.wait(10)
+        return True
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="session")

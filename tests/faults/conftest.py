@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, ServerProcess, WorkerProcess, free_port, wait_for_port
 
 PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))[-1]) \
     if glob.glob("/usr/lib/postgresql/*/bin") else None
@@ -148,85 +148,6 @@ class Stack:
         return json.loads(r.stdout.rsplit("\n@@", 1)[1])
 
 
-class AppServer:
-    """uvicorn serving baseliner on the private stack; may be killed and restarted."""
-
-    def __init__(self, stack: Stack, log_path: Path):
-        self.stack, self.log_path, self.proc = stack, log_path, None
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=self.stack.env(), stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, self.proc)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-class AppWorker:
-    """A Celery worker (prefork, concurrency 1) on the private stack."""
-
-    def __init__(self, stack: Stack, log_path: Path, beat: bool = False):
-        self.stack, self.log_path, self.beat, self.proc = stack, log_path, beat, None
-
-    def start(self) -> None:
-        start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
-        cmd = [sys.executable, "-m", "celery", "-A", "baseliner", "worker", "--loglevel=INFO", "--concurrency=1",
-               "--pool=prefork", "-n", f"fault-{os.getpid()}-{free_port()}@%h", "--without-gossip", "--without-mingle"]
-        if self.beat:
-            cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.stack.env(LOG_LEVEL="INFO"), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited: {self.log()[-2000:]}")
-            if b" ready." in self.log_path.read_bytes()[start_at:]:
-                return
-            time.sleep(0.2)
-        raise TimeoutError("celery worker did not become ready")
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and its pool children) at once, like an OOM
-        kill or a lost VM would."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def private_postgres():
     """One private cluster per test session, migrated once into a template database; each
@@ -272,7 +193,7 @@ def stack(private_postgres, tmp_path):
 
 @pytest.fixture
 def app_server(stack, tmp_path):
-    server = AppServer(stack, tmp_path / "server.log")
+    server = ServerProcess(free_port(), tmp_path / "server.log", env=stack.env)
     server.start()
     yield server
     server.stop()
@@ -280,7 +201,7 @@ def app_server(stack, tmp_path):
 
 @pytest.fixture
 def app_worker(stack, tmp_path):
-    worker = AppWorker(stack, tmp_path / "worker.log")
+    worker = WorkerProcess(tmp_path / "worker.log", env=lambda: stack.env(LOG_LEVEL="INFO"), concurrency=1, name="fault")
     worker.start()
     yield worker
     worker.stop()
