@@ -279,3 +279,27 @@ def test_a_machine_prepared_by_the_local_provider_logs_commands(live_url, settin
         LocalProvider().sshd().stop()
         base.get_provider.cache_clear()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_keystroke_after_the_deadline_ends_the_attempt_and_closes_the_terminal(live_url, machine_attempt):
+    """Enforcement on every message, even with no sweeper or worker running: the socket knows the
+    deadline, and the first keystroke past it ends the attempt (reason: timeout)."""
+    from baseliner.attempts import clock
+    from baseliner.attempts.models import Attempt
+    from baseliner.attempts.states import EndReason, State
+
+    attempt = Attempt.objects.get(pk=machine_attempt.attempt.pk)
+    limit = (clock.now() - attempt.started_at).total_seconds() + 3
+    attempt.time_limit_seconds = int(limit) + 1
+    attempt.deadline_at = clock.deadline(attempt)
+    attempt.save(update_fields=["time_limit_seconds", "deadline_at"])
+    t = open_term(live_url, machine_attempt)
+    t.control_message("ready")
+    t.ws.send(b"echo before\r")
+    t.read_until("before")
+    time.sleep(max(0.0, (attempt.deadline_at - clock.now()).total_seconds()) + 0.5)
+    t.ws.send(b"echo after\r")
+    code, reason = t.close_code()
+    assert code == 4000 and reason.startswith("Time is up")
+    attempt.refresh_from_db()
+    assert (attempt.state, attempt.end_reason) == (State.ENDED, EndReason.TIMEOUT)

@@ -21,7 +21,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
+from baseliner.attempts import clock
 from baseliner.attempts.access import attempt_for_user, is_reviewer
+from baseliner.attempts.lifecycle import attempt_enforce_deadline_async
+from baseliner.attempts.models import Attempt
 from baseliner.attempts.states import State
 from baseliner.audit.services import audit_record
 from baseliner.web.events import attempt_group
@@ -73,9 +76,18 @@ def authorize_terminal(*, user, attempt_id, terminal: str, takeover: bool):
     return machine, read_only
 
 
+@database_sync_to_async
+def _deadline_of(attempt_id):
+    return Attempt.objects.filter(pk=attempt_id).values_list("deadline_at", flat=True).first()
+
+
 class TerminalConsumer(AsyncWebsocketConsumer):
     bridge: TerminalBridge | None = None
     group: str | None = None
+    # The attempt's deadline as last known (from connect, then from "clock" events): every
+    # message is checked against it without a database query, and only a message at or past
+    # it asks the database (which ends an overdue attempt).
+    deadline = None
 
     async def connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
@@ -98,6 +110,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.accept()  # accepted only to say why, then closed
             return await self._close_with(exc.code, exc.message)
         await self.accept()
+        self.deadline = await _deadline_of(self.attempt_id)
         self.group = attempt_group(self.attempt_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.bridge = TerminalBridge(
@@ -124,6 +137,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.bridge is None:
             return
+        if self.deadline is not None and clock.now() >= self.deadline:
+            if not await attempt_enforce_deadline_async(attempt_id=int(self.attempt_id)):
+                return await self._close_with(4000, "Time is up: the attempt has ended and its terminals are closed.")
+            self.deadline = await _deadline_of(self.attempt_id)  # extended meanwhile
         if bytes_data is not None:
             error = await self.bridge.input(bytes_data)
             if error:
@@ -162,6 +179,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._close_with(4000, event.get("message") or "The attempt has ended; its terminals are closed.")
         elif kind == "paused":
             await self._close_with(4001, event.get("message") or NOT_RUNNING[State.PAUSED])
+        elif kind == "clock" and event.get("deadline"):
+            from django.utils.dateparse import parse_datetime
+
+            self.deadline = parse_datetime(event["deadline"]) or self.deadline
         elif kind in MARKER_EVENTS and self.bridge is not None:
             detail = event.get("label") or event.get("message") or json.dumps({k: v for k, v in event.items() if k != "type"}, default=str)
             self.bridge.marker(f"{kind}: {detail}"[:500])
