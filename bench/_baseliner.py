@@ -36,7 +36,10 @@ def scratch_env(var_dir: Path, record: bool = True) -> dict:
     import environ
 
     environ.Env.read_env(ROOT / ".env", overwrite=False)
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baseliner")
+    # The first call's DATABASE_URL names the scratch database (setup() then points this
+    # process at the scratch one, so a second app must not derive its name from that).
+    os.environ.setdefault("BENCH_BASE_DATABASE_URL", os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baseliner"))
+    base = os.environ["BENCH_BASE_DATABASE_URL"]
     head, _, name = base.rpartition("/")
     env = {
         "DJANGO_SETTINGS_MODULE": "baseliner.settings",
@@ -112,6 +115,13 @@ class BaselinerApp:
             slug=f"bench{secrets.token_hex(3)}", version=1, content_hash="bench", title="Benchmark", instructions="bench",
             time_limit_seconds=8 * 3600, direction="higher", aggregation="best", y_start=0.0, y_ref=1.0)
         self.host.add_users(n)
+        # The bench starts the clocks itself; the machine guard that clock start installs on
+        # each lease (a root `sh` loop per machine, attempts/machine_guard.py) is not part of
+        # the terminal path and would add N processes polling once a second: left out here.
+        from baseliner.attempts import lifecycle
+
+        lifecycle._machine_sync_soon = lambda attempt_id: None
+        made = []
         for i in range(len(self.experts), n):
             unix = self.host.users[i]
             user = User.objects.create_user(username=f"bench-{unix.name}", password=None)
@@ -119,6 +129,7 @@ class BaselinerApp:
             attempt = assignment.attempts.get()
             services.attempt_accept_rules(attempt=attempt)
             attempt = services.attempt_transition(attempt=attempt, to=State.PROVISIONING)
+            Path(self.host.dir, f"m{i}").mkdir(mode=0o755, exist_ok=True)
             lease = Lease(attempt=attempt, provider="local", state=Lease.State.READY, address="127.0.0.1",
                           port=self.host.sshd.port, username=unix.name, host_key=self.host.sshd.host_key,
                           nonce=secrets.token_hex(16),
@@ -127,8 +138,20 @@ class BaselinerApp:
                                           "protected_group": "root", "scorer_user": "root"})
             lease.set_credentials(json.dumps({"expert_key": self.host.key, "admin_key": self.host.key, "admin_user": "root"}))
             lease.save()
-            Path(self.host.dir, f"m{i}").mkdir(mode=0o755, exist_ok=True)
-            self._prepare(lease)
+            made.append((i, user, attempt, lease))
+        from concurrent.futures import ThreadPoolExecutor
+
+        from django.db import connection
+
+        def prepare(lease):
+            try:
+                self._prepare(lease)
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(prepare, [m[3] for m in made]))
+        for i, user, attempt, lease in made:
             services.attempt_clock_start(attempt=attempt)
             session = SessionStore()
             session[SESSION_KEY] = str(user.pk)
@@ -136,27 +159,23 @@ class BaselinerApp:
             session[HASH_SESSION_KEY] = user.get_session_auth_hash()
             session.create()
             self.experts.append({"attempt_id": attempt.pk, "sessionid": session.session_key,
-                                 "terminal": f"t{i}", "user": unix.name})
+                                 "terminal": f"t{i}", "user": self.host.users[i].name})
 
     def _prepare(self, lease) -> None:
-        """Run the product's preparation hooks (shell integration) on the lease, if any."""
-        from django.conf import settings
+        """Install the product's shell integration on the lease (its prepare hook for the
+        terminal: command-log markers, tmux configuration). The other hooks (scoring) are not
+        about terminals and are not run."""
         from django.utils.module_loading import import_string
 
         from baseliner.machines.services import lease_client
 
-        hooks = list(getattr(settings, "BASELINER_PREPARE_HOOKS", []))
-        shell = "baseliner.recording.machine.install_shell_integration"
-        if shell not in hooks:
-            with contextlib.suppress(ImportError):
-                import_string(shell)
-                hooks.append(shell)
-        if not hooks:
+        try:
+            hook = import_string("baseliner.recording.machine.install_shell_integration")
+        except ImportError:
             return
         client = lease_client(lease=lease, as_admin=True)
         try:
-            for path in hooks:
-                import_string(path)(lease=lease, client=client, environment=lease.attempt.environment)
+            hook(lease=lease, client=client, environment=None)
         finally:
             client.close()
 
@@ -164,8 +183,8 @@ class BaselinerApp:
     def start(self) -> None:
         log = open(self.var / "uvicorn.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"],
+            [sys.executable, "-m", "uvicorn", "_asgi:application", "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
             cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         import socket
 
@@ -351,9 +370,9 @@ def page_open(page, app: BaselinerApp, i: int = 0) -> None:
     e = app.experts[i]
     page.context.add_cookies([{"name": "sessionid", "value": e["sessionid"], "url": f"http://127.0.0.1:{app.port}/"}])
     page.goto(f"http://127.0.0.1:{app.port}/attempts/{e['attempt_id']}/")
-    page.wait_for_function("window.baseliner && window.baseliner.terminals && window.baseliner.terminals.active"
+    page.wait_for_function("() => window.baseliner && window.baseliner.terminals && window.baseliner.terminals.active"
                            " && window.baseliner.terminals.active.term", timeout=30_000)
-    page.evaluate("window.__benchWrap(Object.getPrototypeOf(window.baseliner.terminals.active.term))")
+    page.evaluate("() => window.__benchWrap(Object.getPrototypeOf(window.baseliner.terminals.active.term))")
     page.click(".xterm")
     page.keyboard.press("Enter")
-    page.wait_for_function("window.__bench.tail.includes('bench$ ')", timeout=30_000)
+    page.wait_for_function("() => window.__bench.tail.includes('bench$ ')", timeout=30_000)

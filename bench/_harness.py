@@ -44,6 +44,9 @@ import psutil  # noqa: E402
 
 from provisioning.sshd import LoopbackSshd, free_port  # noqa: E402
 
+# `timeout` or Ctrl-C must still run the clean-up (users, sshd, servers, scratch database).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
 PROMPT = b"bench$ "
 BASHRC = "PS1='bench$ '\nHISTFILE=/dev/null\n"
 WEBSSH_VENV = ROOT / ".envs" / "webssh"

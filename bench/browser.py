@@ -45,7 +45,7 @@ HOOK = r"""
       const b = window.__bench;
       b.wrote += text.length;
       const hay = b.tail + text;
-      b.tail = hay.slice(-64);
+      b.tail = hay.slice(-4096);
       let done = cb;
       if (b.done === null && b.t0 !== undefined && hay.includes(MARK)) {
         b.done = -1;
@@ -77,7 +77,7 @@ def webssh_open(page, server: WebsshServer, host: BenchHost) -> None:
     page.set_input_files("#privatekey", files=[{"name": "id_ed25519", "mimeType": "text/plain",
                                                 "buffer": host.key.encode()}])
     page.click("button[type=submit]")
-    page.wait_for_function("window.__bench.tail.includes('bench$ ')", timeout=20_000)
+    page.wait_for_function("() => window.__bench.tail.includes('bench$ ')", timeout=20_000)
     page.click(".xterm")
 
 
@@ -93,10 +93,10 @@ def measure(page, big: Path, mb: int, runs: int) -> dict:
     for _ in range(runs):
         page.keyboard.type(f"clear; cat {big}; echo DONE-''DONE", delay=0)
         page.wait_for_timeout(300)
-        page.evaluate("window.__bench.done = null; window.__bench.t0 = performance.now()")
+        page.evaluate("() => { window.__bench.done = null; window.__bench.t0 = performance.now(); }")
         page.keyboard.press("Enter")
-        page.wait_for_function("window.__bench.done !== null && window.__bench.done > 0", timeout=600_000, polling=100)
-        t = page.evaluate("window.__bench.done - window.__bench.t0") / 1000
+        page.wait_for_function("() => window.__bench.done !== null && window.__bench.done > 0", timeout=600_000, polling=100)
+        t = page.evaluate("() => window.__bench.done - window.__bench.t0") / 1000
         rates.append(mb / t)
         page.wait_for_timeout(500)
     out["rendered_MBps"] = statistics.median(rates)
@@ -105,10 +105,10 @@ def measure(page, big: Path, mb: int, runs: int) -> dict:
     echoes = []
     for i in range(60):
         key = "qwrtyuiopasdfgjklzxv"[i % 20]
-        page.evaluate(f"window.__bench.echo = null; window.__bench.echoWait = {json.dumps(key)}; window.__bench.k0 = performance.now()")
+        page.evaluate("(k) => { window.__bench.echo = null; window.__bench.echoWait = k; window.__bench.k0 = performance.now(); }", key)
         page.keyboard.press(key)
-        page.wait_for_function("window.__bench.echo !== null", timeout=10_000, polling="raf")
-        echoes.append(page.evaluate("window.__bench.echo - window.__bench.k0") / 1000)
+        page.wait_for_function("() => window.__bench.echo !== null", timeout=10_000, polling="raf")
+        echoes.append(page.evaluate("() => window.__bench.echo - window.__bench.k0") / 1000)
         if i % 30 == 29:
             page.keyboard.press("Control+U")
         page.wait_for_timeout(30)
