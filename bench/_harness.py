@@ -547,14 +547,14 @@ class WebsshSession(Session):
 # --- baseliner ------------------------------------------------------------------------------
 class BaselinerSession(Session):
     """The terminal WebSocket of an attempt: ``/ws/attempts/<id>/terminals/<name>/`` with the
-    expert's session cookie and the page's Origin. Output is acknowledged after each frame,
-    as the page does after xterm.js has processed it."""
+    expert's session cookie and the page's Origin. Output is acknowledged once processed,
+    as the page does after xterm.js has processed it (every 64 KB or after 50 ms)."""
 
     def __init__(self, *, port: int, attempt_id: int, terminal: str, sessionid: str, server_pid: int | None = None,
-                 ack_every: int = 1):
+                 ack_bytes: int = 64 * 1024):
         super().__init__()
         self.port, self.attempt_id, self.terminal, self.sessionid = port, attempt_id, terminal, sessionid
-        self.server_pid, self.ack_every = server_pid, ack_every
+        self.server_pid, self.ack_bytes = server_pid, ack_bytes
         self.ready = asyncio.Event()
         self.close_message = None
 
@@ -568,16 +568,20 @@ class BaselinerSession(Session):
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        unacked = frames = 0
+        """Acknowledge as the page does (frontend/src/_terminal.js): at 64 KB unacknowledged,
+        or 50 ms after the first unacknowledged byte."""
+        self.unacked = 0
+        self.ack_timer = None
         try:
             async for msg in self.ws:
                 if isinstance(msg, bytes):
                     self._feed(msg)
-                    unacked += len(msg)
-                    frames += 1
-                    if frames % self.ack_every == 0:
-                        await self.ws.send(json.dumps({"type": "ack", "bytes": unacked}))
-                        unacked = 0
+                    self.unacked += len(msg)
+                    if self.unacked >= self.ack_bytes:
+                        await self._flush_ack()
+                    elif self.ack_timer is None:
+                        self.ack_timer = asyncio.get_running_loop().call_later(
+                            0.05, lambda: asyncio.ensure_future(self._flush_ack()))
                 else:
                     event = json.loads(msg)
                     if event.get("type") == "ready":
@@ -589,6 +593,15 @@ class BaselinerSession(Session):
         if self.close_message is None:
             self.close_message = f"closed by the server: {self.ws.close_code} {self.ws.close_reason}"
         self._closed()
+
+    async def _flush_ack(self) -> None:
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
+        n, self.unacked = self.unacked, 0
+        if n:
+            with contextlib.suppress(Exception):
+                await self.ws.send(json.dumps({"type": "ack", "bytes": n}))
 
     async def _send(self, data: bytes) -> None:
         await self.ws.send(data)

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -207,8 +208,12 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
     for e in experts:
         e.error = None
     until = time.monotonic() + args.duration
+    spy = start_profile(load_target.pid, args.duration, f"{args.profile}.{n}") if args.profile and n in args.profile_n else None
     with Sampler(load_target, host) as sampler:
         await asyncio.gather(*(type_for(e, until, random.Random(rng.random())) for e in ok))
+    if spy is not None:
+        await asyncio.to_thread(spy.wait, 60)
+        row["profile"] = summarize_profile(f"{args.profile}.{n}")
     rtts = [r for e in ok for r in e.rtts]
     row.update({"keys": len(rtts), "echo_p50_ms": pct(rtts, 50) * 1000, "echo_p95_ms": pct(rtts, 95) * 1000,
                 "echo_p99_ms": pct(rtts, 99) * 1000, "echo_max_ms": max(rtts, default=float("nan")) * 1000,
@@ -246,6 +251,49 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
     row["recording"] = load_target.recording_check(sessions)
     row["errors"] = errors[:5]
     return row
+
+
+def start_profile(pid: int, duration: float, path: str):
+    """py-spy samples the server (all threads, 100 Hz) while the experts type."""
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(duration)), "--rate", "100",
+                             "--format", "raw", "--output", path, "--nonblocking", "--threads"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: str, top: int = 12) -> dict:
+    """Where the server's samples went: by package (inclusive, per thread kind) and by leaf function."""
+    from collections import Counter
+
+    packages, leaves, threads_ = Counter(), Counter(), Counter()
+    total = 0
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        thread = frames[0]
+        threads_["paramiko transport threads" if "transport.py" in stack and "run" in stack else
+                 "event loop" if "base_events.py" in stack or "uvloop" in stack else
+                 "other threads (executors, ...)"] += n
+        leaves[re.sub(r"\(.*/", "(", frames[-1])] += n
+        seen = {pkg for pkg in ("paramiko", "cryptography", "websockets", "channels", "channels_redis", "redis", "asgiref",
+                                "django", "uvicorn", "asyncio", "baseliner", "json", "psycopg", "tornado", "webssh")
+                if re.search(rf"[(/]{pkg}/", stack)}
+        for pkg in seen:
+            packages[pkg] += n
+    pct_ = lambda c: {k: round(100 * v / max(total, 1), 1) for k, v in c.most_common(top)}  # noqa: E731
+    return {"samples": total, "by_thread": pct_(threads_), "by_package_inclusive_pct": pct_(packages),
+            "top_leaf_pct": pct_(leaves)}
 
 
 async def close_quietly(session) -> None:
@@ -301,8 +349,11 @@ if __name__ == "__main__":
     p.add_argument("--duration", type=float, default=30)
     p.add_argument("--no-storm", dest="storm", action="store_false")
     p.add_argument("--no-record", action="store_true", help="baseliner: terminals not recorded")
+    p.add_argument("--profile", help="py-spy the server while the experts type; raw stacks go to PROFILE.<n>")
+    p.add_argument("--profile-n", default="200", help="for these N only (comma-separated)")
     p.add_argument("--json")
     args = p.parse_args()
+    args.profile_n = [int(x) for x in args.profile_n.split(",")]
     with contextlib.suppress(ImportError):
         import uvloop
 
