@@ -109,7 +109,9 @@ async def login(load_target, expert: Expert, t_start: float, reconnect: bool = F
 
 async def type_for(expert: Expert, until: float, rng: random.Random) -> None:
     s = expert.session
-    next_burst = time.monotonic() + rng.uniform(1, 20) if expert.burster else float("inf")
+    # The first burst falls inside the run, so every burster bursts at least once.
+    next_burst = time.monotonic() + rng.uniform(1, max(2.0, min(20.0, until - time.monotonic() - 3))) \
+        if expert.burster else float("inf")
     typed = 0
     await s.send(b"\x15")
     await s.quiet(0.1, 5)

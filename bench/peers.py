@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import statistics
@@ -206,7 +207,10 @@ async def measure(target: Target, args) -> dict:
             await asyncio.sleep(0.1)
             peak = max(peak, rss_bytes(pids))
         for m in many:
+            since = m.mark()
             await m.send(b"\x03")
+            with contextlib.suppress(Exception):  # `yes` must not outlive the run (tmux keeps it)
+                await m.wait_for(PROMPT, since, 20)
         for m in many:
             await m.close()
         if target.__class__ is OpenSSH or target.__class__ is OpenSSHTmux:

@@ -10,8 +10,8 @@ PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$OUT"
 bash bench/setup_peers.sh >/dev/null
 run() { local name=$1; shift; echo "== $name: $* ($(date -u +%H:%M:%S), $(cut -d' ' -f1-3 /proc/loadavg))"; timeout 900 "$PY" "$@" >"$OUT/$name.log" 2>&1; echo "   exit $? ($(date -u +%H:%M:%S))"; grep '^|' "$OUT/$name.log"; }
-run peers bench/peers.py --json "$OUT/peers.json"
-run conc-webssh bench/concurrency.py --target webssh --duration 21 --json "$OUT/conc-webssh.json"
-run conc-baseliner bench/concurrency.py --target baseliner --duration 21 --json "$OUT/conc-baseliner.json"
-run conc-norec bench/concurrency.py --target baseliner --no-record --n 200 --duration 21 --no-storm --json "$OUT/conc-norec.json"
-run browser bench/browser.py --mb 50 --runs 2
+run peers bench/peers.py --targets ${PEERS:-openssh,openssh-tmux,paramiko,webssh,baseliner,baseliner-norec} --json "$OUT/peers.json"
+run conc-webssh bench/concurrency.py --target webssh --duration 12 --profile "$OUT/prof-webssh" --json "$OUT/conc-webssh.json"
+run conc-baseliner bench/concurrency.py --target baseliner --duration 12 --profile "$OUT/prof-baseliner" --json "$OUT/conc-baseliner.json"
+run conc-norec bench/concurrency.py --target baseliner --no-record --n 200 --duration 12 --no-storm --json "$OUT/conc-norec.json"
+run browser bench/browser.py --mb 30 --runs 1
