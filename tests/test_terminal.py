@@ -31,7 +31,10 @@ class Term:
         msg = self.ws.recv(timeout=timeout)
         if isinstance(msg, bytes):
             self.out += msg
-            self.ws.send(json.dumps({"type": "ack", "bytes": len(msg)}))
+            try:
+                self.ws.send(json.dumps({"type": "ack", "bytes": len(msg)}))
+            except ConnectionClosed:
+                pass  # the server is closing: what it sent before its close frame is still to be read
         else:
             self.control.append(json.loads(msg))
 

@@ -131,6 +131,10 @@ class TerminalBridge:
         if self._closed:
             return
         self._closed = True
+        # Before any await: a server shutting down may cancel the rest of stop(), and what the
+        # page was already sent must be on disk by then (the recording holds every byte shown).
+        if self.writer is not None:
+            self.writer.flush()
         current = asyncio.current_task()
         for task in self.tasks:
             if task is not current:
