@@ -240,6 +240,25 @@ def sshd(tmp_path):
     server.stop()
 
 
+@pytest.fixture
+def local(settings, tmp_path, db):
+    """The ``local`` provider on a loopback sshd of this test's own, with no prepare hooks;
+    every lease it made is torn down afterwards."""
+    from provisioning import base
+    from provisioning.local import LocalProvider
+    from tests.machines_helpers import teardown_all
+
+    settings.MACHINE_PROVIDER = "local"
+    settings.LOCAL_SSHD_DIR = tmp_path / "local-sshd"
+    settings.ENVIRONMENTS_DIR = tmp_path / "environments"
+    settings.BASELINER_PREPARE_HOOKS = []
+    settings.ENVIRONMENTS_DIR.mkdir()
+    base.get_provider.cache_clear()
+    yield LocalProvider()
+    teardown_all()
+    LocalProvider().sshd().stop()
+
+
 def login(page, username: str, password: str) -> None:
     page.goto("/login/")
     page.get_by_label("Username").fill(username)

@@ -21,19 +21,6 @@ from tests.machines_helpers import make_environment_folder, new_attempt, start, 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="per-lease Unix users need root")]
 
 
-@pytest.fixture
-def local(settings, tmp_path, db):
-    settings.MACHINE_PROVIDER = "local"
-    settings.LOCAL_SSHD_DIR = tmp_path / "local-sshd"
-    settings.ENVIRONMENTS_DIR = tmp_path / "environments"
-    settings.BASELINER_PREPARE_HOOKS = []
-    settings.ENVIRONMENTS_DIR.mkdir()
-    base.get_provider.cache_clear()
-    yield LocalProvider()
-    teardown_all()
-    LocalProvider().sshd().stop()
-
-
 def expert_can_run(lease) -> bool:
     """Whether the expert can log in over SSH and run a command."""
     try:

@@ -34,19 +34,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="pe
 
 
 @pytest.fixture
-def local(settings, tmp_path, db):
-    settings.MACHINE_PROVIDER = "local"
-    settings.LOCAL_SSHD_DIR = tmp_path / "local-sshd"
-    settings.ENVIRONMENTS_DIR = tmp_path / "environments"
-    settings.BASELINER_PREPARE_HOOKS = []
-    settings.ENVIRONMENTS_DIR.mkdir()
-    base.get_provider.cache_clear()
-    yield LocalProvider()
-    teardown_all()
-    LocalProvider().sshd().stop()
-
-
-@pytest.fixture
 def attempt(local, settings):
     return new_attempt(source_path=make_environment_folder(settings.ENVIRONMENTS_DIR))
 
