@@ -400,6 +400,46 @@ class ParamikoSession(Session):
         await asyncio.to_thread(self.client.close)
 
 
+# --- direct asyncssh ------------------------------------------------------------------------
+class AsyncsshSession(Session):
+    """asyncssh (an asyncio SSH client: no thread per connection), output delivered by the
+    event loop straight into ``_feed``, as a bridge built on it would."""
+
+    def __init__(self, host: BenchHost, user: BenchUser, command: str | None = None):
+        super().__init__()
+        self.host, self.user, self.command = host, user, command
+
+    async def open(self) -> None:
+        import asyncssh
+
+        outer = self
+
+        class _Client(asyncssh.SSHClientSession):
+            def data_received(self, data, datatype):
+                outer._feed(data)
+
+            def connection_lost(self, exc):
+                outer._closed()
+
+        known = asyncssh.import_known_hosts(f"[127.0.0.1]:{self.host.sshd.port} {self.host.sshd.host_key}\n")
+        self.conn = await asyncssh.connect(
+            "127.0.0.1", self.host.sshd.port, username=self.user.name, known_hosts=known,
+            client_keys=[asyncssh.import_private_key(self.host.key)], agent_path=None, config=None)
+        self.chan, _ = await self.conn.create_session(
+            _Client, self.command, term_type="xterm-256color", term_size=(80, 24), encoding=None)
+
+    async def _send(self, data: bytes) -> None:
+        self.chan.write(data)
+
+    def server_pids(self) -> list[int]:
+        return [os.getpid()]
+
+    async def close(self) -> None:
+        self.conn.close()
+        with contextlib.suppress(Exception):
+            await self.conn.wait_closed()
+
+
 # --- minimal async HTTP (webssh's POST, baseliner's login) ----------------------------------
 async def http_request(port: int, method: str, path: str, *, body: bytes = b"", headers: dict | None = None,
                        timeout: float = 30.0) -> tuple[int, dict, bytes]:

@@ -75,6 +75,41 @@ class WebsshLoad:
         return "n/a (webssh records nothing)"
 
 
+class LibraryLoad:
+    """An SSH library alone, in this process: N sessions attached to tmux (as every baseliner
+    terminal is), read on this event loop. Isolates what the SSH library costs a relay process
+    (paramiko: a transport thread per connection; asyncssh: none) from the web server's own."""
+
+    def __init__(self, host: BenchHost, lib: str):
+        from _harness import AsyncsshSession, ParamikoSession
+
+        self.host, self.lib = host, lib
+        self.cls = {"paramiko": ParamikoSession, "asyncssh": AsyncsshSession}[lib]
+        self.label = f"{lib} (in-process, tmux)"
+        self.pid = os.getpid()
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def restart(self):
+        pass
+
+    async def connect(self, i: int):
+        s = self.cls(self.host, self.host.users[i], command="exec tmux -u new-session -A -s bench")
+        await s.open()
+        return s
+
+    async def reconnect(self, i: int, old):
+        await close_quietly(old)
+        return await self.connect(i)
+
+    def recording_check(self, sessions) -> str:
+        return "n/a"
+
+
 class Expert:
     def __init__(self, i: int, burster: bool):
         self.i, self.burster = i, burster
@@ -325,6 +360,8 @@ async def main(args) -> None:
     with BenchHost(n_users=max(ns), big_mb=1) as host:
         if args.target == "webssh":
             load_target = WebsshLoad(host)
+        elif args.target in ("paramiko", "asyncssh"):
+            load_target = LibraryLoad(host, args.target)
         else:
             from _baseliner import BaselinerLoad
 
@@ -346,7 +383,7 @@ async def main(args) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", choices=["webssh", "baseliner"], default="baseliner")
+    p.add_argument("--target", choices=["webssh", "baseliner", "paramiko", "asyncssh"], default="baseliner")
     p.add_argument("--n", default="10,50,100,200,400")
     p.add_argument("--duration", type=float, default=30)
     p.add_argument("--no-storm", dest="storm", action="store_false")
