@@ -74,8 +74,8 @@ def _drop_database(url: str) -> None:
 class BaselinerApp:
     """The scratch database, the experts and their attempts, and the uvicorn subprocess."""
 
-    def __init__(self, host: BenchHost, *, n: int, record: bool = True):
-        self.host, self.n, self.record = host, n, record
+    def __init__(self, host: BenchHost, *, n: int, record: bool = True, workers: int = 1):
+        self.host, self.n, self.record, self.workers = host, n, record, workers
         self.var = Path(tempfile.mkdtemp(prefix="bench-bl-var-"))
         self.env = scratch_env(self.var, record)
         self.port = free_port()
@@ -186,7 +186,8 @@ class BaselinerApp:
         log = open(self.var / "uvicorn.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "_asgi:application", "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+            + (["--workers", str(self.workers)] if self.workers > 1 else []),
             cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         import socket
 
@@ -327,12 +328,14 @@ class BaselinerLoad:
 
     label = "baseliner"
 
-    def __init__(self, host: BenchHost, *, n: int, record: bool = True):
+    def __init__(self, host: BenchHost, *, n: int, record: bool = True, workers: int = 1):
         self.host = host
-        self.app = BaselinerApp(host, n=n, record=record)
+        self.app = BaselinerApp(host, n=n, record=record, workers=workers)
         self.keep_output = record
         if not record:
             self.label = "baseliner (recording off)"
+        if workers > 1:
+            self.label += f", {workers} uvicorn workers"
 
     def start(self) -> None:
         self.app.setup()

@@ -2,7 +2,13 @@
 Many experts at once: N simulated experts typing at human speed through one contender.
 
     sudo .venv/bin/python bench/concurrency.py --target webssh|baseliner [--n 10,50,100,200,400]
-                                              [--duration 30] [--no-storm] [--json out.json]
+                                              [--duration 30] [--no-storm] [--workers W] [--json out.json]
+    sudo .venv/bin/python bench/concurrency.py --target paramiko|asyncssh|openssh --n 200 --no-storm
+
+The targets paramiko, asyncssh and openssh are the floor under any web terminal: the SSH
+library alone in this process (or one OpenSSH client process per expert), attached to the same
+tmux sessions, typed at by the same simulated experts. They show what the SSH library and the
+machine (sshd + tmux) cost before any web server is involved.
 
 Each simulated expert has its own Unix user on one loopback sshd and one terminal. All N
 connect at once (the time for the last one to see its prompt is the login figure); then for
@@ -81,11 +87,11 @@ class LibraryLoad:
     (paramiko: a transport thread per connection; asyncssh: none) from the web server's own."""
 
     def __init__(self, host: BenchHost, lib: str):
-        from _harness import AsyncsshSession, ParamikoSession
+        from _harness import AsyncsshSession, OpenSSHSession, ParamikoSession
 
         self.host, self.lib = host, lib
-        self.cls = {"paramiko": ParamikoSession, "asyncssh": AsyncsshSession}[lib]
-        self.label = f"{lib} (in-process, tmux)"
+        self.cls = {"paramiko": ParamikoSession, "asyncssh": AsyncsshSession, "openssh": OpenSSHSession}[lib]
+        self.label = f"{lib} (in-process, tmux)" if lib != "openssh" else "OpenSSH clients (one `ssh` each, tmux)"
         self.pid = os.getpid()
 
     def start(self):
@@ -360,12 +366,12 @@ async def main(args) -> None:
     with BenchHost(n_users=max(ns), big_mb=1) as host:
         if args.target == "webssh":
             load_target = WebsshLoad(host)
-        elif args.target in ("paramiko", "asyncssh"):
+        elif args.target in ("paramiko", "asyncssh", "openssh"):
             load_target = LibraryLoad(host, args.target)
         else:
             from _baseliner import BaselinerLoad
 
-            load_target = BaselinerLoad(host, n=max(ns), record=not args.no_record)
+            load_target = BaselinerLoad(host, n=max(ns), record=not args.no_record, workers=args.workers)
         load_target.start()
         try:
             for n in ns:
@@ -383,13 +389,14 @@ async def main(args) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", choices=["webssh", "baseliner", "paramiko", "asyncssh"], default="baseliner")
+    p.add_argument("--target", choices=["webssh", "baseliner", "paramiko", "asyncssh", "openssh"], default="baseliner")
     p.add_argument("--n", default="10,50,100,200,400")
     p.add_argument("--duration", type=float, default=30)
     p.add_argument("--no-storm", dest="storm", action="store_false")
     p.add_argument("--no-record", action="store_true", help="baseliner: terminals not recorded")
     p.add_argument("--profile", help="py-spy the server while the experts type; raw stacks go to PROFILE.<n>")
     p.add_argument("--profile-n", default="200", help="for these N only (comma-separated)")
+    p.add_argument("--workers", type=int, default=1, help="baseliner: uvicorn worker processes")
     p.add_argument("--json")
     args = p.parse_args()
     args.profile_n = [int(x) for x in args.profile_n.split(",")]

@@ -25,13 +25,12 @@ import shlex
 from collections.abc import Awaitable, Callable
 
 
-from channels.db import database_sync_to_async
-
 from baseliner.attempts import clock
 from baseliner.recording import services as recording_services
 from baseliner.recording.shell import CommandEnd, CommandStart, MarkerParser
 
 from .machine import MachineInfo, expert_client
+from .offload import db, in_ssh_pool
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +116,9 @@ class TerminalBridge:
         return client, chan
 
     async def start(self) -> None:
-        self.client, self.chan = await asyncio.wait_for(asyncio.to_thread(self._open), CONNECT_TIMEOUT)
+        self.client, self.chan = await asyncio.wait_for(in_ssh_pool(self._open), CONNECT_TIMEOUT)
         self.fd = self.chan.fileno()
-        self.recording, self.writer = await database_sync_to_async(recording_services.recording_open)(
+        self.recording, self.writer = await db(recording_services.recording_open)(
             attempt_id=self.attempt_id, terminal=self.terminal, width=self.cols, height=self.rows,
             reader=self.user, read_only=self.read_only,
         )
@@ -144,11 +143,11 @@ class TerminalBridge:
             self.loop.remove_reader(self.fd)
         chan, client = self.chan, self.client
         if chan is not None or client is not None:
-            await asyncio.to_thread(self._close_ssh, chan, client)
+            await in_ssh_pool(self._close_ssh, chan, client)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self.writer is not None:
-            await database_sync_to_async(recording_services.recording_close)(recording_id=self.recording.pk, writer=self.writer)
+            await db(recording_services.recording_close)(recording_id=self.recording.pk, writer=self.writer)
 
     @staticmethod
     def _close_ssh(chan, client) -> None:
@@ -231,7 +230,7 @@ class TerminalBridge:
             return  # the expert's own connection logs the commands; a watcher would double them
         try:
             if isinstance(marker, CommandStart):
-                record = await database_sync_to_async(recording_services.command_start)(
+                record = await db(recording_services.command_start)(
                     attempt_id=self.attempt_id, terminal=self.terminal, marker=f"{self.terminal}:{marker.machine_time:.6f}",
                     started_at=clock.now(), cwd=marker.cwd, command=marker.command,
                 )
@@ -240,7 +239,7 @@ class TerminalBridge:
                 record_id, start = self._command
                 self._command = None
                 if record_id is not None:
-                    await database_sync_to_async(recording_services.command_finish)(
+                    await db(recording_services.command_finish)(
                         record_id=record_id, exit_status=marker.exit_status,
                         duration_seconds=marker.machine_time - start.machine_time,
                     )

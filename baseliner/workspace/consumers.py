@@ -17,7 +17,6 @@ import json
 import logging
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
@@ -32,6 +31,7 @@ from provisioning.ssh import SSHError
 
 from .bridge import NAME_RE, TerminalBridge, clamp_size
 from .machine import NoMachine, machine_info
+from .offload import db
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-@database_sync_to_async
+@db
 def authorize_terminal(*, user, attempt_id, terminal: str, takeover: bool):
     """(machine, read_only) for a terminal this user may open now; raises Http404 when the
     attempt is not theirs to see, Refused with a message otherwise."""
@@ -76,7 +76,7 @@ def authorize_terminal(*, user, attempt_id, terminal: str, takeover: bool):
     return machine, read_only
 
 
-@database_sync_to_async
+@db
 def _deadline_of(attempt_id):
     return Attempt.objects.filter(pk=attempt_id).values_list("deadline_at", flat=True).first()
 
