@@ -18,6 +18,7 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.http import Http404
 
 from baseliner.attempts import clock
@@ -88,6 +89,17 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     # message is checked against it without a database query, and only a message at or past
     # it asks the database (which ends an overdue attempt).
     deadline = None
+
+    async def dispatch(self, message):
+        # Channels' own dispatch first runs close_old_connections through sync_to_async, i.e.
+        # a round trip to the process's one shared sync thread for *every* keystroke and ack:
+        # with many experts typing, all their frames queued on that thread. This consumer
+        # touches the database only through offload.db, which closes stale connections in its
+        # own thread, so frames go straight to their handler.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
