@@ -75,6 +75,15 @@ def _known_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+class _Transport(paramiko.Transport):
+    """paramiko's transport thread wakes every 0.1 s while idle to see whether it was closed;
+    with hundreds of open terminals in one web process those wakeups (thousands a second)
+    compete for the GIL with the event loop that carries every keystroke. Once a second is
+    enough: close() closes the socket itself, and keepalives run every 15 s."""
+
+    _active_check_timeout = 1.0
+
+
 def connect(*, address: str, port: int, username: str, private_key: str, host_key: str, timeout: float = 10.0,
             keepalive: int = 15) -> paramiko.SSHClient:
     """A connected client whose server key matched ``host_key``; raises HostKeyMismatch,
@@ -89,7 +98,7 @@ def connect(*, address: str, port: int, username: str, private_key: str, host_ke
         client.connect(
             address, port=port, username=username, pkey=load_private_key(private_key), timeout=timeout,
             banner_timeout=timeout, auth_timeout=timeout, allow_agent=False, look_for_keys=False,
-            disabled_algorithms={"keys": []},
+            disabled_algorithms={"keys": []}, transport_factory=_Transport,
         )
     except paramiko.BadHostKeyException as exc:
         client.close()
