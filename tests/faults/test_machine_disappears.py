@@ -77,7 +77,10 @@ def test_an_unreachable_machine_is_flagged_told_audited_and_staff_can_extend(loc
         # deadline in the database moves now (audited); the machine's guard is told later.
         attempt.refresh_from_db()
         assert attempt.state == "running" and attempt.deadline_at == deadline_before
-        attempt_extend(attempt=attempt, actor=reviewer, seconds=600, reason="machine unreachable")
+        response = staff.post(f"/admin/attempts/attempt/{attempt.pk}/clock/",
+                              {"action": "extend", "minutes": "10", "reason": "machine unreachable"}, follow=True)
+        page = response.content.decode()
+        assert "Done: extend" in page and "The machine is not answering: its guard still holds the old deadline" in page
         attempt.refresh_from_db()
         assert (attempt.deadline_at - deadline_before).total_seconds() == 600
         assert attempt.machine_deadline_at == deadline_before  # the guard still has the old one
