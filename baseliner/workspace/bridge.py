@@ -301,7 +301,7 @@ class TerminalBridge:
             try:
                 self.writer.flush()
                 if self.writer.error != reported:
-                    await database_sync_to_async(recording_services.recording_write_state)(
+                    await db(recording_services.recording_write_state)(
                         recording_id=self.recording.pk, error=self.writer.error)
                     reported = self.writer.error
             except Exception:  # the recording must never take the terminal down
