@@ -150,6 +150,10 @@ class AttemptAdmin(admin.ModelAdmin):
                 form.add_error(None, str(exc))
             else:
                 self.message_user(request, f"Done: {dict(ClockActionForm.ACTIONS)[action].lower()}.", messages.SUCCESS)
+                attempt.refresh_from_db()
+                if action == "extend" and attempt.deadline_at and attempt.machine_deadline_at != attempt.deadline_at:
+                    self.message_user(request, "The machine is not answering: its guard still holds the old deadline and is "
+                                      "told the new one as soon as it answers (audited).", messages.WARNING)
                 return redirect("admin:attempts_attempt_change", attempt.pk)
         context = {
             **self.admin_site.each_context(request),

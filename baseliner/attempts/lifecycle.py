@@ -102,6 +102,20 @@ def attempt_machine_sync_safely(*, attempt_id: int) -> str | None:
         return None
 
 
+def attempt_machine_catch_up(*, attempt_id: int) -> str | None:
+    """Tell a running attempt's machine a deadline it missed (an extension made while it did
+    not answer); audited when the machine held an older deadline. None when it was up to date.
+    Called by the sweeper and when a lease answers again; raises if the machine still fails."""
+    row = Attempt.objects.filter(pk=attempt_id).values("state", "deadline_at", "machine_deadline_at").first()
+    if not row or row["state"] != State.RUNNING or row["deadline_at"] is None or row["deadline_at"] == row["machine_deadline_at"]:
+        return None
+    result = attempt_machine_sync(attempt_id=attempt_id)
+    if result != "no machine" and row["machine_deadline_at"] is not None:
+        audit_record(action="attempt.machine_deadline_synced", attempt=Attempt.objects.get(pk=attempt_id), data={
+            "result": result, "old": row["machine_deadline_at"].isoformat(), "new": row["deadline_at"].isoformat()})
+    return result
+
+
 # --- pause and resume -------------------------------------------------------------------------
 def attempt_pause(*, attempt: Attempt, actor, reason: str = "", at: datetime | None = None) -> Attempt:
     """Stop the clock where the environment allows pauses. The machine is frozen first
@@ -174,8 +188,13 @@ def attempt_resume(*, attempt: Attempt, actor, reason: str = "", at: datetime | 
 def attempt_extend(*, attempt: Attempt, actor, seconds: float, reason: str, at: datetime | None = None) -> Attempt:
     """Staff give the attempt more time: the deadline moves by ``seconds``; audited.
 
-    The machine's guard is told the new deadline before the change is saved: were it the
-    other way round, a failure would leave the guard locking the expert out early."""
+    The machine's guard is told the new deadline in the same step when the machine answers.
+    When it does not (an infrastructure failure, the very case where staff give time back),
+    the extension still counts at once: the database's deadline is the clock (the app ends
+    the attempt by it), and ``machine_deadline_at`` keeps the old value, so the sweeper and
+    the lease's recovery (``lease_health_check``) tell the guard as soon as the machine answers.
+    The audit record says whether the machine was told. Until then the guard holds the old
+    deadline, which is only earlier: it can lock an unreachable machine early, never late."""
     if not _is_staff_actor(actor, attempt) and not (actor is not None and actor.is_superuser):
         raise AttemptActionError("Only staff can extend an attempt.")
     reason = _clean_reason(reason, required=True, what="the extension")
@@ -194,23 +213,29 @@ def attempt_extend(*, attempt: Attempt, actor, seconds: float, reason: str, at: 
         attempt.extension_seconds += seconds
         deadline = clock.deadline(attempt, at=at)
         fields = {"extension_seconds": attempt.extension_seconds, "warnings_sent": clock.warnings_after_change(attempt, at=at)}
+        machine = "no machine"
         if attempt.state == State.RUNNING:
             fields["deadline_at"] = deadline
             lease, run = machine_guard._lease_and_run(attempt)
-            if lease is not None:
+            if lease is not None and lease.state == "unhealthy":
+                machine = "pending: the machine is not answering; it is told when it answers again"
+            elif lease is not None:
                 try:
                     machine_guard.guard_set_deadline(run, user=lease.username, machine_dir=lease.provider_state["machine_dir"],
                                                      deadline_epoch=clock.epoch(deadline))
                 except Exception as exc:
-                    raise AttemptActionError("The machine could not be told the new deadline, so nothing changed. Try again.") from exc
-                fields["machine_deadline_at"] = deadline
+                    log.warning("attempt %s: the machine could not be told the extended deadline: %s", attempt.pk, exc)
+                    machine = f"pending: telling the machine failed ({str(exc)[:200]}); it is told when it answers again"
+                else:
+                    fields["machine_deadline_at"] = deadline
+                    machine = "told"
         for name, value in fields.items():
             setattr(attempt, name, value)
         attempt.save(update_fields=list(fields))
         ClockEvent.objects.create(attempt=attempt, kind=ClockEvent.Kind.EXTEND, at=at, seconds=seconds, reason=reason, actor=_actor(actor))
         audit_record(action="attempt.extend", actor=actor, attempt=attempt, reason=reason, data={
             "seconds": seconds, "old_deadline": old_deadline.isoformat() if old_deadline else None,
-            "new_deadline": deadline.isoformat() if deadline else None,
+            "new_deadline": deadline.isoformat() if deadline else None, "machine": machine,
         })
         minutes = round(seconds / 60)
         attempt_event(attempt.pk, "warning", {"kind": "extension", "message": f"Staff extended your time by {minutes} minute{'s' if minutes != 1 else ''}."})
@@ -358,7 +383,7 @@ def attempts_sweep(*, at: datetime | None = None) -> dict:
     stale = running.filter(deadline_at__gt=at).filter(Q(machine_deadline_at__isnull=True) | ~Q(machine_deadline_at=F("deadline_at")))
     for attempt in stale:
         try:
-            if attempt_machine_sync(attempt_id=attempt.pk) != "no machine":
+            if attempt_machine_catch_up(attempt_id=attempt.pk) not in (None, "no machine"):
                 done["synced"].append(attempt.pk)
         except Exception as exc:
             log.warning("sweeper: the deadline of attempt %s's machine is out of date: %s", attempt.pk, exc)

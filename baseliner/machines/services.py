@@ -368,8 +368,10 @@ def lease_queue_advance() -> int:
 def lease_health_check(*, lease: Lease) -> Lease:
     """One health check. ``LEASE_HEALTH_FAILURES`` failures in a row make a ready lease
     ``unhealthy`` (the expert's page is told; staff see it in the Lease admin); one good
-    check makes it ready again."""
+    check makes it ready again, and tells the machine what it missed meanwhile (an
+    extension's deadline, see ``attempt_extend``)."""
     reason = get_provider(lease.provider).poll(lease=lease)
+    recovered = False
     with transaction.atomic():
         lease = _locked(lease.pk)
         if lease.state not in (Lease.State.READY, Lease.State.UNHEALTHY):
@@ -384,18 +386,30 @@ def lease_health_check(*, lease: Lease) -> Lease:
                 _set_state(lease, Lease.State.READY)
                 attempt_event(lease.attempt_id, "machine", {"healthy": True, "message": "Your machine is answering again."})
                 log.info("lease %s is healthy again", lease.pk)
-            return lease
-        lease.health_failures += 1
-        lease.error = f"health check: {reason}"[:5000]
-        lease.save(update_fields=fields)
-        if lease.state == Lease.State.READY and lease.health_failures >= settings.LEASE_HEALTH_FAILURES:
-            _set_state(lease, Lease.State.UNHEALTHY)
-            audit_record(action="lease.unhealthy", attempt=lease.attempt, target=f"lease:{lease.pk}", reason=reason,
-                         data={"failures": lease.health_failures})
-            attempt_event(lease.attempt_id, "machine", {
-                "healthy": False, "message": "Your machine is not answering. Staff have been told; your work is kept if it comes back."})
-            log.warning("lease %s is unhealthy after %s failed checks: %s", lease.pk, lease.health_failures, reason)
+                recovered = True
+        else:
+            lease.health_failures += 1
+            lease.error = f"health check: {reason}"[:5000]
+            lease.save(update_fields=fields)
+            if lease.state == Lease.State.READY and lease.health_failures >= settings.LEASE_HEALTH_FAILURES:
+                _set_state(lease, Lease.State.UNHEALTHY)
+                audit_record(action="lease.unhealthy", attempt=lease.attempt, target=f"lease:{lease.pk}", reason=reason,
+                             data={"failures": lease.health_failures})
+                attempt_event(lease.attempt_id, "machine", {
+                    "healthy": False, "message": "Your machine is not answering. Staff have been told; your work is kept if it comes back."})
+                log.warning("lease %s is unhealthy after %s failed checks: %s", lease.pk, lease.health_failures, reason)
+    if recovered:  # outside the lock (this talks to the machine)
+        _machine_catch_up(lease)
     return lease
+
+
+def _machine_catch_up(lease: Lease) -> None:
+    from baseliner.attempts.lifecycle import attempt_machine_catch_up
+
+    try:
+        attempt_machine_catch_up(attempt_id=lease.attempt_id)
+    except Exception:  # the sweeper retries while the machine's deadline is out of date
+        log.warning("lease %s: telling the recovered machine its deadline failed", lease.pk, exc_info=True)
 
 
 def lease_health_check_all() -> int:

@@ -7,13 +7,16 @@ asciicast v2 files, written incrementally (https://docs.asciinema.org/manual/asc
 
 The writer buffers events in memory and appends them with ``flush()`` (the bridge calls it
 every second, so a crash loses at most a second). A full or failing disk never raises: the
-events wait in a bounded buffer, the next flush retries, and if the buffer overflowed the
-file gets a marker saying how much was lost (``gaps`` counts such episodes).
+events wait in a bounded buffer, the next flush retries, and when writes work again the file
+gets a marker (``GAP_MARKER``) saying how long the disk refused them and how much was lost if
+the buffer overflowed meanwhile (``gaps`` counts such episodes; ``error`` says what is wrong
+while it lasts, for the staff alert).
 Output split in the middle of a UTF-8 character is decoded across events, never mangled.
 """
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import logging
 import os
@@ -23,6 +26,16 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 8 * 1024 * 1024  # bytes of encoded events kept while the disk refuses them
+# Label prefix of the markers the writer itself adds (the review keeps them when stitching).
+GAP_MARKER = "recording gap:"
+
+
+def describe_os_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "disk full"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    return exc.strerror or str(exc)
 
 
 class AsciicastWriter:
@@ -40,8 +53,11 @@ class AsciicastWriter:
         self._out = codecs.getincrementaldecoder("utf-8")("replace")
         self._in = codecs.getincrementaldecoder("utf-8")("replace")
         self.gaps = 0
-        self.lost_bytes = 0
+        self.lost_bytes = 0  # lost in the current episode (reported by its marker)
+        self.lost_total = 0
         self._in_gap = False
+        self._gap_started: float | None = None
+        self.error: str | None = None  # what the disk says while it refuses writes
         self.bytes_out = 0
         self.bytes_in = 0
         self.closed = False
@@ -55,6 +71,7 @@ class AsciicastWriter:
         line = json.dumps([self.elapsed(), kind, data], ensure_ascii=False).encode() + b"\n"
         if len(self._pending) + len(line) > MAX_PENDING:
             self.lost_bytes += len(line)
+            self.lost_total += len(line)
             self._enter_gap()
             return
         self._pending += line
@@ -80,6 +97,7 @@ class AsciicastWriter:
     def _enter_gap(self) -> None:
         if not self._in_gap:
             self._in_gap = True
+            self._gap_started = time.monotonic()
             self.gaps += 1
 
     def flush(self) -> bool:
@@ -100,14 +118,19 @@ class AsciicastWriter:
                 del self._pending[:done]  # a partial write is continued exactly, not repeated
         except OSError as exc:
             self._enter_gap()
-            log.warning("recording %s: write failed (%s); will retry", self.path, exc)
+            if self.error is None:
+                log.warning("recording %s: write failed (%s); events wait in memory, will retry", self.path, exc)
+            self.error = describe_os_error(exc)
             return False
         if self._in_gap:
             self._in_gap = False
-            if self.lost_bytes:
-                lost, self.lost_bytes = self.lost_bytes, 0
-                self.marker(f"recording gap: {lost} bytes of events lost (disk full or failing)")
-                return self.flush()
+            seconds = time.monotonic() - (self._gap_started or time.monotonic())
+            lost, self.lost_bytes = self.lost_bytes, 0
+            what = f"{lost} bytes of events lost" if lost else "nothing lost (events were held in memory)"
+            self.marker(f"{GAP_MARKER} the disk refused writes for {seconds:.0f} s ({self.error or 'write failed'}); {what}")
+            log.warning("recording %s: writing again after %.0f s; %s", self.path, seconds, what)
+            self.error = None
+            return self.flush()
         return True
 
     def close(self) -> None:
@@ -116,7 +139,10 @@ class AsciicastWriter:
         tail_out = self._out.decode(b"", final=True)
         if tail_out:
             self._event("o", tail_out)
-        self.flush()
+        if not self.flush():
+            # The disk still refuses: what is left is lost; the row's counters say so.
+            self.lost_total += len(self._pending)
+            self._pending.clear()
         self.closed = True
         if self._fd is not None:
             try:

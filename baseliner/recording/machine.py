@@ -34,14 +34,14 @@ def install_shell_integration(*, lease, client, environment=None) -> None:
     paths = integration_paths(home=home, machine_dir=state.get("machine_dir"))
     q = {k: shlex.quote(v) for k, v in paths.items()}
     _run(client, f"mkdir -p {q['dir']} && chmod 0755 {q['dir']}")
-    for key, content in (
-        ("hooks", hooks_script(lease.nonce)),
-        ("bashrc", bashrc_script(paths["hooks"])),
-        ("tmux_conf", TMUX_CONF_TEMPLATE),
-    ):
+    user = shlex.quote(lease.username)
+    # hooks.sh holds the nonce: readable by the expert's own group only (other experts on a
+    # shared host must not learn it); the other two files hold nothing secret.
+    _run(client, f"umask 077 && cat > {q['hooks']} && chgrp \"$(id -gn {user})\" {q['hooks']} && chmod 0640 {q['hooks']}",
+         stdin=hooks_script(lease.nonce))
+    for key, content in (("bashrc", bashrc_script(paths["hooks"])), ("tmux_conf", TMUX_CONF_TEMPLATE)):
         _run(client, f"cat > {q[key]} && chmod 0644 {q[key]}", stdin=content)
     rc = shlex.quote(f"{home.rstrip('/')}/.bashrc")
     line = shlex.quote(BASHRC_LINE.format(hooks=paths["hooks"]))
-    user = shlex.quote(lease.username)
     _run(client, f"if [ ! -e {rc} ]; then touch {rc} && chown {user}: {rc}; fi; "
                  f"grep -qF {shlex.quote(paths['hooks'])} {rc} || printf %s {line} >> {rc}")

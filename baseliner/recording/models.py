@@ -16,7 +16,12 @@ class Recording(models.Model):
     height = models.PositiveIntegerField(default=24)
     bytes_out = models.BigIntegerField(default=0)
     bytes_in = models.BigIntegerField(default=0)
-    gaps = models.PositiveIntegerField(default=0, help_text="Times events were lost because the disk refused them")
+    gaps = models.PositiveIntegerField(default=0, help_text="Times the disk refused writes (events wait in memory; "
+                                                             "a marker in the file says how long and what was lost)")
+    lost_bytes = models.BigIntegerField(default=0, help_text="Bytes of events lost because the disk refused them too long")
+    write_error = models.CharField(max_length=200, blank=True,
+                                   help_text="While the disk refuses this recording's writes: why (staff are alerted)")
+    write_error_since = models.DateTimeField(null=True, blank=True)
     reader = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         help_text="Who had this terminal open (the expert, or staff watching or taking over)",

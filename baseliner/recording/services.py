@@ -32,9 +32,51 @@ def recording_open(*, attempt_id: int, terminal: str, width: int, height: int, r
 
 def recording_close(*, recording_id: int, writer: AsciicastWriter) -> None:
     writer.close()
-    Recording.objects.filter(pk=recording_id).update(
-        ended_at=clock.now(), bytes_out=writer.bytes_out, bytes_in=writer.bytes_in, gaps=writer.gaps,
-    )
+    fields = {"ended_at": clock.now(), "bytes_out": writer.bytes_out, "bytes_in": writer.bytes_in, "gaps": writer.gaps,
+              "lost_bytes": writer.lost_total}
+    if writer.error:
+        fields["write_error"] = f"{writer.error}; closed while failing, its last events were lost"[:200]
+    Recording.objects.filter(pk=recording_id).update(**fields)
+    if not writer.error:
+        recording_write_state(recording_id=recording_id, error=None)  # it worked again at the end
+
+
+def recording_write_state(*, recording_id: int, error: str | None) -> None:
+    """The bridge reports that the disk started (``error``) or stopped (None) refusing this
+    recording's writes. The terminal itself keeps working either way; staff are alerted
+    (``recording_alerts``, shown on the live monitor) and the audit log keeps both moments."""
+    recording = Recording.objects.filter(pk=recording_id).first()
+    if recording is None or (recording.write_error or None) == error:
+        return
+    from baseliner.audit.services import audit_record
+
+    with transaction.atomic():
+        if error:
+            Recording.objects.filter(pk=recording_id).update(write_error=error[:200], write_error_since=clock.now())
+            audit_record(action="recording.failing", attempt=recording.attempt, target=f"recording:{recording_id}",
+                         reason=error[:200], data={"terminal": recording.terminal, "path": recording.path})
+        else:
+            since = recording.write_error_since
+            Recording.objects.filter(pk=recording_id).update(write_error="", write_error_since=None)
+            audit_record(action="recording.resumed", attempt=recording.attempt, target=f"recording:{recording_id}",
+                         data={"terminal": recording.terminal, "was": recording.write_error,
+                               "seconds": round((clock.now() - since).total_seconds()) if since else None})
+
+
+def recording_alerts(*, attempt_ids) -> dict[int, list[str]]:
+    """What staff must know about these attempts' recordings: each one whose writes the disk
+    refuses now (or refused until it closed)."""
+    alerts: dict[int, list[str]] = {}
+    failing = Recording.objects.filter(attempt_id__in=attempt_ids).exclude(write_error="").order_by("started_at", "pk")
+    for rec in failing:
+        since = f" since {rec.write_error_since:%H:%M:%S} UTC" if rec.write_error_since else ""
+        if rec.ended_at is None:
+            text = (f"Recording of terminal {rec.terminal} of attempt {rec.attempt_id} is failing{since}: {rec.write_error}. "
+                    "The expert's terminal keeps working; events wait in memory until the disk accepts them.")
+        else:
+            text = f"Recording of terminal {rec.terminal} of attempt {rec.attempt_id} failed{since}: {rec.write_error}."
+        alerts.setdefault(rec.attempt_id, []).append(text)
+    return alerts
 
 
 def recording_path(recording: Recording) -> Path:

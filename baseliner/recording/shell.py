@@ -132,7 +132,8 @@ HOOKS_TEMPLATE = r"""# baseliner shell integration (installed by baseliner; do n
 [ -n "${__BL_SI-}" ] && return 0
 case $- in *i*) ;; *) return 0 ;; esac
 __BL_SI=1
-__bl_nonce=@NONCE@
+# Not exported (no child process sees it) and read-only (a stray assignment cannot break the log).
+readonly __bl_nonce=@NONCE@
 __bl_osc() {
   if [ -n "${TMUX-}" ]; then printf '\033Ptmux;\033\033]133;%s\007\033\\' "$1"
   else printf '\033]133;%s\007' "$1"; fi

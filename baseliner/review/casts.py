@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from baseliner.recording.asciicast import GAP_MARKER
 from baseliner.recording.models import Recording
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def stitched_cast(recordings: list[Recording], *, markers: list[tuple[datetime, 
     """One asciicast of a terminal's recordings in time order: time 0 is the start of the first;
     each later recording is placed at its own start (times never go backwards), a size change
     between recordings becomes a resize event, and ``markers`` (wall-clock time, label) become
-    marker events. Marker events inside the files are dropped: the database is authoritative."""
+    marker events. Marker events inside the files are dropped (the database is authoritative),
+    except the recording's own gap markers (``GAP_MARKER``: the disk refused writes), which
+    only the file knows."""
     if not recordings:
         return
     base = recordings[0].started_at
@@ -100,7 +103,7 @@ def stitched_cast(recordings: list[Recording], *, markers: list[tuple[datetime, 
                     yield _line([round(t, 6), "r", f"{w}x{h}"])
                 continue
             t, code, data = value[0], value[1], value[2]
-            if code == "m":
+            if code == "m" and not str(data).startswith(GAP_MARKER):
                 continue
             t = max(last, offset + float(t))
             while mi < len(pending) and pending[mi][0] <= t:

@@ -12,6 +12,7 @@ from baseliner.attempts.models import Attempt
 from baseliner.attempts.states import LIVE_STATES
 from baseliner.machines.models import Lease
 from baseliner.recording.models import CommandRecord, EditorSave
+from baseliner.recording.services import recording_alerts
 from baseliner.scoring.models import ScoreEntry
 
 from .analysis import attempt_points, best_so_far, has_counting_entry
@@ -41,6 +42,7 @@ def monitor_rows() -> list[dict]:
     leases: dict[int, list[Lease]] = defaultdict(list)
     for lease in Lease.objects.filter(attempt_id__in=ids).select_related("host").order_by("created"):
         leases[lease.attempt_id].append(lease)
+    alerts = recording_alerts(attempt_ids=ids)
     rows = []
     for a in attempts:
         live = [le for le in leases[a.pk] if le.state in Lease.LIVE_STATES]
@@ -75,5 +77,6 @@ def monitor_rows() -> list[dict]:
             "gpu": gpu,
             "cost": round(sum(costs), 2) if costs else None,
             "invalid": a.is_invalid,
+            "alerts": alerts.get(a.pk, []),
         })
     return rows

@@ -293,6 +293,16 @@ class TerminalBridge:
             self.writer.marker(label)
 
     async def _flusher(self) -> None:
+        """Write the recording every second. A disk that refuses writes never touches the
+        terminal: the writer keeps the events, and staff are told when it starts and stops."""
+        reported = None
         while True:
             await asyncio.sleep(FLUSH_EVERY)
-            self.writer.flush()
+            try:
+                self.writer.flush()
+                if self.writer.error != reported:
+                    await db(recording_services.recording_write_state)(
+                        recording_id=self.recording.pk, error=self.writer.error)
+                    reported = self.writer.error
+            except Exception:  # the recording must never take the terminal down
+                log.exception("terminal %s of attempt %s: recording trouble", self.terminal, self.attempt_id)

@@ -2,7 +2,10 @@
 // the machine). Output arrives as binary frames and is written to xterm as bytes (so a UTF-8
 // character split between frames is reassembled by xterm). Flow control as in xterm.js's
 // guide: acknowledge rendered bytes after term.write's callback; the server stops reading the
-// machine while too much is unacknowledged. Reconnects by itself unless the attempt ended.
+// machine while too much is unacknowledged. Reconnects by itself unless the attempt ended:
+// while the server is unreachable (restarting, network down: close code 1006) it retries
+// every 1-2 s, so the terminal is back within about two seconds of the server; a server that
+// refused with a reason (e.g. 4502, machine not answering) is retried with a growing backoff.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { WebglAddon } from "@xterm/addon-webgl";
@@ -10,6 +13,7 @@ import "@xterm/xterm/css/xterm.css";
 
 const ACK_EVERY = 64 * 1024;
 const FINAL_CODES = new Set([4000, 4001, 4400, 4403, 4404]);
+const UNREACHABLE_RETRY_MS = 1500;
 
 export class TerminalTab {
   constructor({ attemptId, name, container, readOnly, onStatus }) {
@@ -36,6 +40,7 @@ export class TerminalTab {
     this.unacked = 0;
     this.ackTimer = null;
     this.delay = 500;
+    this.lost = false; // the connection dropped and is not back yet
     this.stopped = false;
     this.exited = false;
     this.term.onData((s) => this.sendInput(this.encoder.encode(s)));
@@ -76,8 +81,13 @@ export class TerminalTab {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.unacked = 0;
-    this.onStatus(this, "connecting");
-    ws.onopen = () => { this.delay = 500; };
+    this.onStatus(this, this.lost ? "reconnecting" : "connecting");
+    ws.onopen = () => {
+      this.delay = 500;
+      // Back after a loss: tmux repaints the whole screen, so start from a clean one (the old
+      // screen stayed visible while the server was away).
+      if (this.lost) this.term.reset();
+    };
     ws.onmessage = (ev) => {
       if (typeof ev.data === "string") return this.onControl(JSON.parse(ev.data));
       const bytes = new Uint8Array(ev.data);
@@ -99,8 +109,11 @@ export class TerminalTab {
         this.term.write("\r\n\x1b[1;33m[The shell exited. Press Enter to start a new one.]\x1b[0m\r\n");
         return;
       }
+      this.lost = true;
       this.onStatus(this, "reconnecting");
-      setTimeout(() => { if (!this.stopped && !this.ws) { this.term.reset(); this.connect(); } }, this.delay);
+      // Jitter spreads a restarted server's returning terminals over half a second.
+      const wait = ev.code === 1006 ? Math.min(this.delay, UNREACHABLE_RETRY_MS) + Math.random() * 500 : this.delay;
+      setTimeout(() => { if (!this.stopped && !this.ws) this.connect(); }, wait);
       this.delay = Math.min(this.delay * 2, 10000);
     };
   }
@@ -123,6 +136,7 @@ export class TerminalTab {
 
   onControl(msg) {
     if (msg.type === "ready") {
+      this.lost = false;
       this.readOnly = msg.read_only;
       this.term.options.disableStdin = msg.read_only;
       this.onStatus(this, msg.read_only ? "read-only" : "connected");

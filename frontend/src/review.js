@@ -238,6 +238,15 @@ function monitor(root) {
       );
       tbody.appendChild(tr);
     }
+    const alerts = document.getElementById("monitor-alerts");
+    if (alerts) {
+      alerts.replaceChildren(...rows.flatMap((r) => (r.alerts || []).map((text) => {
+        const li = document.createElement("li");
+        li.className = "error";
+        li.textContent = text;
+        return li;
+      })));
+    }
     table.querySelectorAll("th[data-key]").forEach((th) => {
       th.classList.toggle("sorted-asc", th.dataset.key === sortKey && sortDir === 1);
       th.classList.toggle("sorted-desc", th.dataset.key === sortKey && sortDir === -1);

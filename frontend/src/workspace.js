@@ -93,7 +93,7 @@ class Terminals {
     if (term !== this.active) return;
     const text = {
       connecting: "Connecting…", connected: "", "read-only": "Read-only: you are watching the expert's terminal.",
-      reconnecting: "Connection lost; reconnecting…", exited: "The shell exited.", closed: message, error: message,
+      reconnecting: "Connection to the server lost; reconnecting… (your shell keeps running)", exited: "The shell exited.", closed: message, error: message,
     }[state];
     this.say(text);
     if (this.takeoverButton) this.takeoverButton.hidden = state !== "read-only";
