@@ -254,6 +254,18 @@ class TerminalBridge:
         if self.pending_input + len(data) > MAX_PENDING_INPUT:
             return "Too much input is waiting to be sent to the machine; this paste was not sent."
         self.writer.input(data)
+        chan = self.chan
+        if (len(data) <= SMALL_INPUT and not self.pending_input and chan is not None and not chan.closed
+                and chan.send_ready()):
+            # A keystroke with nothing queued ahead of it: straight onto the channel, with no
+            # hop through the writer task (the SSH window has room, so paramiko does not wait).
+            try:
+                sent = chan.send(data)
+            except OSError:  # the channel died under us: the output pump reports it and closes
+                return None
+            if sent == len(data):
+                return None
+            data = data[sent:]
         for i in range(0, len(data), INPUT_CHUNK):
             chunk = data[i:i + INPUT_CHUNK]
             self.pending_input += len(chunk)

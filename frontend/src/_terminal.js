@@ -12,6 +12,9 @@ import { WebglAddon } from "@xterm/addon-webgl";
 import "@xterm/xterm/css/xterm.css";
 
 const ACK_EVERY = 64 * 1024;
+// Small leftovers are acknowledged lazily: the server only pauses at 1 MB unacknowledged, so
+// a keystroke's echo needs no ack of its own (one less message per key for the server).
+const ACK_IDLE_MS = 500;
 const FINAL_CODES = new Set([4000, 4001, 4400, 4403, 4404]);
 const UNREACHABLE_RETRY_MS = 1500;
 
@@ -122,7 +125,7 @@ export class TerminalTab {
     if (ws !== this.ws) return;
     this.unacked += n;
     if (this.unacked >= ACK_EVERY) return this.flushAck();
-    if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAck(), 50);
+    if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAck(), ACK_IDLE_MS);
   }
 
   flushAck() {
