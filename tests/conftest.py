@@ -63,8 +63,8 @@ class ServerProcess:
     """An ASGI server subprocess that tests may kill and restart (fault tests). ``env`` is a
     callable giving its environment (default: this session's test database and Redis)."""
 
-    def __init__(self, port: int, log_path: Path, env=None):
-        self.port, self.log_path, self.proc = port, log_path, None
+    def __init__(self, port: int, log_path: Path, env=None, args: tuple[str, ...] = ()):
+        self.port, self.log_path, self.proc, self.args = port, log_path, None, tuple(args)
         self.env = env or subprocess_env
         self.url = f"http://127.0.0.1:{port}"
 
@@ -72,7 +72,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", *self.args],
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.proc)
