@@ -73,6 +73,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("time_used_seconds", F, "Attempt time used (pauses excluded)"),
         ("paused_seconds", F, "Total pause time"),
         ("extension_seconds", F, "Total staff extensions"),
+        ("scoring_returned_seconds", F, "Scoring time given back to the clock (environments where scoring does not count against it)"),
         ("aggregation", S, "best (best entry counts) or last (final submission counts)"),
         ("final_normalized_score", F, "From the score log: the best (or, for last, the final) entry; null if none counts"),
         ("score_entries", I, "Rows in score_entries"),
@@ -96,9 +97,9 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
     ],
     "clock_events": [
         ("attempt_id", S, "Attempt"),
-        ("kind", S, "start, pause, resume, extend, warning, end"),
+        ("kind", S, "start, pause, resume, extend, warning, scoring (scoring time given back), end"),
         ("at_seconds", F, "Wall-clock seconds from the attempt's start"),
-        ("seconds", F, "Extension length, or minutes left for a warning"),
+        ("seconds", F, "Extension length, minutes left for a warning, or scoring time given back"),
         ("reason", S, "Free text, scrubbed"),
         ("by_staff", B, "Done by a staff member"),
     ],
@@ -361,6 +362,7 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
         "state": attempt.state, "end_reason": attempt.end_reason, "started_month": _month(start),
         "time_limit_seconds": float(clock.total_allowed(attempt)), "time_used_seconds": round(clock.time_used(attempt), 3),
         "paused_seconds": float(attempt.paused_seconds), "extension_seconds": float(attempt.extension_seconds),
+        "scoring_returned_seconds": float(attempt.scoring_returned_seconds),
         "aggregation": env.aggregation,
         "final_normalized_score": (best_so_far(points, math.inf, aggregation=env.aggregation)
                                    if has_counting_entry(points, aggregation=env.aggregation) else None),
