@@ -118,7 +118,8 @@ def test_without_a_ready_machine_the_workspace_waits_then_opens_without_a_reload
     m = machine_attempt
     Lease.objects.filter(pk=m.lease.pk).update(state=Lease.State.PROVISIONING)  # running, machine not ready
     machine_calls = []
-    page.on("request", lambda r: machine_calls.append(r.url) if f"/api/attempts/{m.attempt.pk}/" in r.url else None)
+    machine_api = (f"/api/attempts/{m.attempt.pk}/files/", f"/api/attempts/{m.attempt.pk}/terminals/")
+    page.on("request", lambda r: machine_calls.append(r.url) if any(p in r.url for p in machine_api) else None)
     page.on("websocket", lambda ws: machine_calls.append(ws.url) if "/terminals/" in ws.url else None)
     login(page, m.expert.username, PASSWORD)
     page.goto(f"/attempts/{m.attempt.pk}/")

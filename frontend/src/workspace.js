@@ -3,6 +3,7 @@ import "./workspace.css";
 import { TerminalTab } from "./_terminal.js";
 import { Editor } from "./_editor.js";
 import { api } from "./_api.js";
+import { initNotes } from "./_notes.js";
 
 class Terminals {
   constructor(root, attemptId, readOnly) {
@@ -140,6 +141,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!root) return;
   const attemptId = root.dataset.attemptId;
   const readOnly = root.dataset.readOnly === "true";
+  initNotes(root); // notes live in the app, not on the machine: never wait for it
   const status = root.querySelector("[data-terminal-status]");
   const newButton = root.querySelector("[data-terminal-new]");
   let started = false;
