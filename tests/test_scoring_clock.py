@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from playwright.sync_api import expect
 
 from baseliner.attempts import clock
@@ -73,6 +74,11 @@ def test_scoring_time_is_given_back_when_it_does_not_count(start_machine, tmp_pa
     (event,) = ClockEvent.objects.filter(attempt=attempt, kind=ClockEvent.Kind.SCORING)
     assert event.seconds == pytest.approx(first.scoring_seconds)
     assert "Scoring run #1 took" in event.reason
+    # Staff see it in the review page's clock events and timeline.
+    staff = Client()
+    staff.force_login(factories.user(staff=True))
+    review = staff.get(f"/review/attempts/{attempt.pk}/").content.decode()
+    assert "Scoring time given back" in review and "Scoring run #1 took" in review
     # The clock agrees with itself: time left is the new deadline minus now, and a later entry's
     # elapsed time leaves out the time given back.
     now = clock.now()
