@@ -251,10 +251,11 @@ def attempt_return_scoring_time(*, attempt: Attempt, seconds: float | None, trig
     seconds given back (0 when none: the setting is true, the final scoring, the attempt is
     not running or paused any more, or its time had already run out when the run finished).
 
-    Like an extension, the deadline moves and the machine's guard is told; unlike one it is
-    never refused: if the machine cannot be told now, the change is kept and the sweeper tells
-    it (``machine_deadline_at`` stays different from ``deadline_at`` until it does). Recorded
-    as a clock event ("scoring"), so the review timeline and the export show it."""
+    As after an extension, the deadline moves at once and the machine's guard is told; if the
+    machine cannot be told now (or is unhealthy), the change is kept and the sweeper or the
+    lease's recovery tells it (``machine_deadline_at`` stays different from ``deadline_at``
+    until then; the guard's older deadline is only earlier). Recorded as a clock event
+    ("scoring"), so the review timeline and the export show it."""
     with transaction.atomic():
         attempt = _locked(attempt)
         env = attempt.environment
@@ -274,7 +275,8 @@ def attempt_return_scoring_time(*, attempt: Attempt, seconds: float | None, trig
             deadline = clock.deadline(attempt, at=at)
             fields["deadline_at"] = deadline
             lease, run = machine_guard._lease_and_run(attempt)
-            if lease is not None:
+            # An unhealthy machine is told when it answers again (as after an extension).
+            if lease is not None and lease.state != "unhealthy":
                 try:
                     machine_guard.guard_set_deadline(run, user=lease.username, machine_dir=lease.provider_state["machine_dir"],
                                                      deadline_epoch=clock.epoch(deadline))
