@@ -23,10 +23,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _harness import ROOT, BaselinerSession, BenchHost, free_port
+
+from baseliner.devtools.processes import ServerProcess
 
 _SETUP_DONE = False
 
@@ -79,7 +80,11 @@ class BaselinerApp:
         self.var = Path(tempfile.mkdtemp(prefix="bench-bl-var-"))
         self.env = scratch_env(self.var, record)
         self.port = free_port()
-        self.proc = None
+        # One uvicorn process (or --workers), in its own session, its log beside the recordings.
+        self.server = ServerProcess(
+            self.port, self.var / "uvicorn.log", env=self.server_env, app="_asgi:application", app_dir=ROOT / "bench",
+            extra_args=["--no-access-log", *(["--workers", str(self.workers)] if self.workers > 1 else [])],
+            new_session=True, start_timeout=60, poll_interval=0.05, stop_timeout=15)
         self.experts: list[dict] = []  # {"attempt_id", "sessionid", "terminal", "user"}
 
     # --- data ---
@@ -183,22 +188,7 @@ class BaselinerApp:
 
     # --- server ---
     def start(self) -> None:
-        log = open(self.var / "uvicorn.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "_asgi:application", "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
-            + (["--workers", str(self.workers)] if self.workers > 1 else []),
-            cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        import socket
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {(self.var / 'uvicorn.log').read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("uvicorn did not listen")
+        self.server.start()
 
     def server_env(self) -> dict:
         env = {**os.environ, **self.env}
@@ -206,17 +196,10 @@ class BaselinerApp:
         return env
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        self.server.kill()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.server.stop()
 
     def restart(self) -> None:
         """A deploy's restart: SIGTERM (uvicorn closes the sockets, the bridges flush their
@@ -236,8 +219,12 @@ class BaselinerApp:
             shutil.rmtree(self.var, ignore_errors=True)
 
     @property
+    def proc(self):
+        return self.server.proc
+
+    @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.server.pid
 
     # --- sessions ---
     def session(self, i: int, *, terminal: str | None = None) -> BaselinerSession:

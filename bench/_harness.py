@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from baseliner.devtools.processes import ListeningProcess  # noqa: E402
 from provisioning.sshd import LoopbackSshd, free_port  # noqa: E402
 
 # `timeout` or Ctrl-C must still run the clean-up (users, sshd, servers, scratch database).
@@ -494,39 +495,32 @@ class WebsshServer:
     def __init__(self, host: BenchHost, log_dir: Path):
         self.host, self.port = host, free_port()
         self.log_path = log_dir / "webssh.log"
-
-    def start(self) -> None:
         wssh = WEBSSH_VENV / "bin" / "wssh"
-        if not wssh.exists():
-            raise SystemExit(f"{wssh} is missing: bash bench/setup_peers.sh installs webssh 1.6.3 into .envs/webssh")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self.server = ListeningProcess(
             [str(wssh), "--address=127.0.0.1", f"--port={self.port}", "--policy=reject",
              f"--hostfile={self.host.known_hosts}", "--encoding=utf-8", "--maxconn=10000",
              "--logging=warning", "--fbidhttp=False", "--xheaders=False"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"webssh did not start: {self.log_path.read_text()[-2000:]}")
+            self.port, self.log_path, new_session=True, start_timeout=20)
+
+    def start(self) -> None:
+        if not (WEBSSH_VENV / "bin" / "wssh").exists():
+            raise SystemExit(f"{WEBSSH_VENV / 'bin' / 'wssh'} is missing: bash bench/setup_peers.sh installs webssh 1.6.3 into .envs/webssh")
+        self.server.start()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.server.stop()
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     @property
+    def proc(self):
+        return self.server.proc
+
+    @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.server.pid
 
 
 class WebsshSession(Session):

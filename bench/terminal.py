@@ -168,7 +168,7 @@ def main():
     args = parser.parse_args()
 
     from provisioning.sshd import LoopbackSshd
-    from tests.conftest import ServerProcess, free_port
+    from baseliner.devtools.processes import ServerProcess, database_env, free_port
     from tests.workspace_support import destroy_machine_attempt, make_machine_attempt, session_cookie
 
     setup_test_environment()
@@ -177,7 +177,8 @@ def main():
     sshd_dir = f"/tmp/bl-bench-sshd-{secrets.token_hex(4)}"
     sshd = LoopbackSshd(sshd_dir)
     sshd.start()
-    server = ServerProcess(free_port(), Path(f"/tmp/bl-bench-uvicorn-{secrets.token_hex(3)}.log"))
+    server = ServerProcess(free_port(), Path(f"/tmp/bl-bench-uvicorn-{secrets.token_hex(3)}.log"),
+                           env=lambda: database_env(connection.settings_dict))
     m = None
     try:
         server.start()

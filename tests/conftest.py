@@ -7,19 +7,15 @@ Tests that talk to the server or worker subprocesses must use ``transactional_db
 (the subprocess cannot see data inside a test's open transaction).
 """
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
+from baseliner.devtools import processes
+from baseliner.devtools.processes import ROOT, free_port, wait_for_port  # noqa: F401  (re-exported)
 from tests import factories  # noqa: F401  (re-exported for convenience)
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("BASELINER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -27,76 +23,18 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def subprocess_env(**extra) -> dict:
     """Environment for a server/worker subprocess that shares this session's test database."""
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="baseliner.settings_test",
-        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    return processes.database_env(connection.settings_dict, **extra)
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
-
-
-class ServerProcess:
-    """An ASGI server subprocess that tests may kill and restart (fault tests). ``env`` is a
-    callable giving its environment (default: this session's test database and Redis)."""
+class ServerProcess(processes.ServerProcess):
+    """The ASGI server subprocess (baseliner/devtools/processes.py) that tests may kill and
+    restart (fault tests). ``env`` is a callable giving its environment (default: this
+    session's test database and Redis)."""
 
     def __init__(self, port: int, log_path: Path, env=None, args: tuple[str, ...] = ()):
-        self.port, self.log_path, self.proc, self.args = port, log_path, None, tuple(args)
-        self.env = env or subprocess_env
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "baseliner.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", *self.args],
-            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, self.proc)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(port, log_path, env=env or subprocess_env, extra_args=args)
 
 
 @pytest.fixture(scope="session")
@@ -116,57 +54,12 @@ def live_url(asgi_server, transactional_db):
     return asgi_server.url
 
 
-class WorkerProcess:
-    """A Celery worker subprocess (prefork) that tests may kill (a crash) and restart."""
+class WorkerProcess(processes.WorkerProcess):
+    """A Celery worker subprocess (prefork) that tests may kill (a crash) and restart; by
+    default on this session's test database and Redis."""
 
     def __init__(self, log_path: Path, beat: bool = False, env=None, concurrency: int = 2, name: str = "test"):
-        self.log_path, self.beat, self.proc = log_path, beat, None
-        self.env, self.concurrency, self.name = env or subprocess_env, concurrency, name
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "celery", "-A", "baseliner", "worker", "--loglevel=INFO",
-               f"--concurrency={self.concurrency}", "--pool=prefork", "-n", f"{self.name}-{os.getpid()}-{free_port()}@%h",
-               "--without-gossip", "--without-mingle"]
-        if self.beat:
-            cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
-        log = open(self.log_path, "ab")
-        # The log is appended to across restarts: only a "ready." written after this start counts.
-        offset = log.tell()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited: {self.log()[-2000:]}")
-            if b" ready." in self.log_path.read_bytes()[offset:]:
-                return
-            time.sleep(0.2)
-        raise TimeoutError("celery worker did not become ready")
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool processes at once (a crash, an OOM kill, a lost VM)."""
-        self._signal_group(signal.SIGKILL)
-
-    def stop(self) -> None:
-        if self._signal_group(signal.SIGTERM):
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-
-    def _signal_group(self, sig) -> bool:
-        if not self.proc or self.proc.poll() is not None:
-            return False
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            return False
-        if sig == signal.SIGKILL:
-            self.proc.wait(10)
-        return True
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(log_path, beat=beat, env=env or subprocess_env, concurrency=concurrency, name=name)
 
 
 @pytest.fixture(scope="session")

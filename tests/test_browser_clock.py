@@ -17,12 +17,6 @@ from baseliner.attempts.states import EndReason, State
 from tests import factories
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_is_expected(page):
-    """These attempts run without a machine (the clock needs none), so the workspace's terminal
-    and file requests answer 503 "no machine": expected here, and only these are forgiven."""
-    yield
-    page.console_errors[:] = [e for e in page.console_errors if "status of 503" not in e]
 from tests.conftest import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -4,6 +4,9 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from baseliner.machines.models import Lease
+from baseliner.machines.services import MACHINE_NOT_READY
+from baseliner.web.events import attempt_event
 from tests.conftest import login
 from tests.factories import PASSWORD
 from tests.workspace_support import *  # noqa: F401,F403
@@ -109,3 +112,35 @@ def test_new_terminal_opens_a_second_shell(page, machine_attempt):
     page.locator(".term:visible").click()
     type_line(page, "tmux display -p 'in:#S'")
     wait_for_line(page, "in:shell-2")
+
+
+def test_without_a_ready_machine_the_workspace_waits_then_opens_without_a_reload(page, machine_attempt):
+    m = machine_attempt
+    Lease.objects.filter(pk=m.lease.pk).update(state=Lease.State.PROVISIONING)  # running, machine not ready
+    machine_calls = []
+    machine_api = (f"/api/attempts/{m.attempt.pk}/files/", f"/api/attempts/{m.attempt.pk}/terminals/")
+    page.on("request", lambda r: machine_calls.append(r.url) if any(p in r.url for p in machine_api) else None)
+    page.on("websocket", lambda ws: machine_calls.append(ws.url) if "/terminals/" in ws.url else None)
+    login(page, m.expert.username, PASSWORD)
+    page.goto(f"/attempts/{m.attempt.pk}/")
+    expect(page.locator("#machine-not-ready")).to_have_text(MACHINE_NOT_READY)
+    expect(page.locator("#machine-ready")).to_be_hidden()
+    expect(page.locator("[data-terminal-status]")).to_have_text("Waiting for your machine…")
+    expect(page.get_by_role("button", name="New terminal")).to_be_disabled()
+    page.wait_for_load_state("networkidle")
+    time.sleep(1.0)  # the events socket is open and the machine status was read again
+    assert machine_calls == [], f"the page called the machine's APIs without a machine: {machine_calls}"
+    assert page.locator(".tab").count() == 0
+    page.evaluate("window.__notReloaded = true")
+
+    # The machine becomes ready; the services push news about it to the page.
+    Lease.objects.filter(pk=m.lease.pk).update(state=Lease.State.READY)
+    attempt_event(m.attempt.pk, "machine", {"healthy": True, "message": "Your machine is answering again."})
+    page.wait_for_function("() => document.querySelector('.tab[data-state=connected]')")
+    expect(page.locator("#machine-ready")).to_be_visible()
+    expect(page.locator("#machine-not-ready")).to_be_hidden()
+    page.locator(".term:visible").click()
+    type_line(page, "echo rea''dy")
+    wait_for_line(page, "ready")
+    expect(page.get_by_role("treeitem").first).to_be_visible()  # the file tree loaded too
+    assert page.evaluate("window.__notReloaded") is True

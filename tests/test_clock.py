@@ -10,7 +10,8 @@ T0 = timezone.now().replace(microsecond=0)
 
 
 def attempt(**kw):
-    fields = dict(started_at=T0, time_limit_seconds=100, extension_seconds=0.0, paused_seconds=0.0, paused_at=None, ended_at=None)
+    fields = dict(started_at=T0, time_limit_seconds=100, extension_seconds=0.0, paused_seconds=0.0, paused_at=None, ended_at=None,
+                  scoring_returned_seconds=0.0)
     fields.update(kw)
     return SimpleNamespace(**fields)
 
@@ -65,6 +66,27 @@ def test_extension_adds_to_the_limit():
     assert clock.time_left(a, at=at(100)) == 30
     assert clock.is_overdue(a, at=at(129)) is False
     assert clock.is_overdue(a, at=at(130)) is True
+
+
+def test_scoring_time_given_back_moves_the_deadline_and_is_not_time_used():
+    a = attempt(scoring_returned_seconds=12.5)
+    assert clock.deadline(a, at=at(50)) == at(112.5)
+    assert clock.time_used(a, at=at(50)) == 37.5
+    assert clock.time_left(a, at=at(50)) == 62.5
+    assert clock.total_allowed(a) == 100  # the limit is the same: unlike an extension
+    assert clock.is_overdue(a, at=at(112)) is False
+    assert clock.is_overdue(a, at=at(112.5)) is True
+
+
+def test_which_scoring_runs_give_their_time_back():
+    give = clock.scoring_time_to_return
+    assert give(counts_against_clock=False, trigger="button", seconds=7.25, scoring_timeout=60) == 7.25
+    assert give(counts_against_clock=False, trigger="command", seconds=3, scoring_timeout=60) == 3
+    assert give(counts_against_clock=True, trigger="button", seconds=7.25, scoring_timeout=60) == 0
+    assert give(counts_against_clock=False, trigger="final", seconds=7.25, scoring_timeout=60) == 0
+    for bad in (None, float("nan"), float("inf"), -1, 0, "x"):
+        assert give(counts_against_clock=False, trigger="button", seconds=bad, scoring_timeout=60) == 0
+    assert give(counts_against_clock=False, trigger="button", seconds=10_000, scoring_timeout=60) == 120
 
 
 def test_an_ended_attempt_stops_counting():

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 
-from baseliner.attempts.models import ClockEvent
+from baseliner.attempts.models import ClockEvent, Note
 from baseliner.machines.models import Lease
 from baseliner.review import casts
 from baseliner.review.bundle import export_file
@@ -52,6 +52,9 @@ def planted_attempt():
     score(a, 400, 4.0, message=f"wrote {home}/out.txt for zorblax", details={"host": "gpu-node-17.lab.internal", "ms": 12.5})
     ClockEvent.objects.create(attempt=a, kind="extend", at=a.started_at + timedelta(hours=1), seconds=600,
                               reason="Quentin asked from 10.20.30.40", actor=factories.user(staff=True))
+    note = Note.objects.create(attempt=a, author=expert, text=(
+        f"lr 3e-4 diverged on gpu-node-17.lab.internal\nexport OPENAI_API_KEY={API_KEY}\nask quentin.f@privatemail.example.org (Quentin)"))
+    Note.objects.filter(pk=note.pk).update(created=a.started_at + timedelta(seconds=500))
     survey_answer(a, {"score_matched_expectations": "yes",
                       "comments": "Mail me: quentin.f@privatemail.example.org — Quentin Farnsworth"})
     prompt = f"\x1b[32m{UNIX_USER}@gpu-node-17\x1b[0m:~$ "
@@ -128,6 +131,9 @@ def test_export_contains_none_of_the_planted_personal_data_and_keeps_the_command
     assert attempt_row["final_normalized_score"] == pytest.approx(0.4)
     extend = [c for c in jsonl(files, "clock_events") if c["kind"] == "extend"]
     assert extend[0]["reason"] == "<name> asked from <ip>" and extend[0]["at_seconds"] == 3600 and extend[0]["by_staff"] is True
+    (note,) = jsonl(files, "notes")
+    assert note["text"] == "lr 3e-4 diverged on <host>\nexport OPENAI_API_KEY=<secret>\nask <email> (<name>)"
+    assert (note["at_seconds"], note["elapsed_seconds"], note["by_staff"]) == (500, 500, False)
     assert a.pk  # the attempt's internal id is not the exported one
     assert attempt_row["attempt_id"].startswith("A-") and attempt_row["expert_id"].startswith("E-")
 
@@ -150,7 +156,7 @@ def test_manifest_lists_every_file_with_a_hash_that_verifies():
     job = build()
     files = members(job)
     manifest = json.loads(files.pop("manifest.json"))
-    assert manifest["schema_version"] == "1.0"
+    assert manifest["schema_version"] == "1.1"
     assert set(manifest["files"]) == set(files)
     for name, meta in manifest["files"].items():
         assert hashlib.sha256(files[name]).hexdigest() == meta["sha256"], name

@@ -2,15 +2,22 @@
 The attempt clock: the one place for its arithmetic.
 
 Wall-clock time counts while an attempt is running, whether or not the expert is connected
-(as in RE-Bench). Pauses (where the environment allows them) and staff extensions move the
-deadline::
+(as in RE-Bench). Pauses (where the environment allows them), staff extensions and, where
+the environment says scoring does not count against the clock, the time of each finished
+scoring run move the deadline::
 
-    deadline  = started + limit + extensions + finished pauses (+ the pause in progress)
+    deadline  = started + limit + extensions + scoring time given back
+                + finished pauses (+ the pause in progress)
     time used = (ended or now) - started - finished pauses - pause in progress so far
+                - scoring time given back
+
+Scoring time given back is not time used (like a pause, unlike an extension): an entry's
+elapsed time and the attempt's time used leave it out, and the limit stays the same.
 
 ``now()`` is the single seam for the current time: tests move time by patching it, and every
 caller passes ``at=`` through rather than reading the time twice.
 """
+import math
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -32,8 +39,8 @@ def deadline(attempt, *, at: datetime | None = None) -> datetime | None:
     if attempt.started_at is None:
         return None
     at = at or now()
-    paused = attempt.paused_seconds + _pause_in_progress(attempt, at)
-    return attempt.started_at + timedelta(seconds=attempt.time_limit_seconds + attempt.extension_seconds + paused)
+    not_counted = attempt.paused_seconds + _pause_in_progress(attempt, at) + attempt.scoring_returned_seconds
+    return attempt.started_at + timedelta(seconds=attempt.time_limit_seconds + attempt.extension_seconds + not_counted)
 
 
 def time_used(attempt, *, at: datetime | None = None) -> float:
@@ -43,7 +50,8 @@ def time_used(attempt, *, at: datetime | None = None) -> float:
     at = at or now()
     if attempt.ended_at is not None:
         at = min(at, attempt.ended_at)
-    used = (at - attempt.started_at).total_seconds() - attempt.paused_seconds - _pause_in_progress(attempt, at)
+    used = ((at - attempt.started_at).total_seconds() - attempt.paused_seconds - _pause_in_progress(attempt, at)
+            - attempt.scoring_returned_seconds)
     return max(0.0, min(used, total_allowed(attempt)))
 
 
@@ -96,6 +104,27 @@ def warnings_after_change(attempt, *, at: datetime | None = None) -> list[int]:
 def mark_warnings_sent(attempt, minutes: int) -> list[int]:
     """The warnings to record as sent after sending ``minutes``: it and every larger one."""
     return sorted({*(attempt.warnings_sent or []), *(m for m in WARNING_MINUTES if m >= minutes)}, reverse=True)
+
+
+def scoring_time_to_return(*, counts_against_clock: bool, trigger: str, seconds: float | None,
+                           scoring_timeout: float) -> float:
+    """Seconds of a finished scoring run to give back to the attempt's clock (0: none).
+
+    Only where the environment says scoring does not count against the clock, and only for
+    runs made while the attempt runs (the Score button, the ``score`` command, staff): the
+    final scoring runs after the end, when there is no clock to give time back to. An error
+    or a timeout gives its time back like a success (the expert waited all the same). The
+    measured time is capped at the scorer's timeout plus a minute (the runner's own bound),
+    so a wrong measurement cannot hand out hours."""
+    if counts_against_clock or trigger == "final" or seconds is None:
+        return 0.0
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return 0.0
+    if not math.isfinite(seconds) or seconds <= 0:
+        return 0.0
+    return min(seconds, float(scoring_timeout) + 60.0)
 
 
 def pause_length(attempt, *, at: datetime | None = None) -> float:

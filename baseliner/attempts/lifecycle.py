@@ -243,6 +243,57 @@ def attempt_extend(*, attempt: Attempt, actor, seconds: float, reason: str, at: 
     return attempt
 
 
+# --- scoring time that does not count ------------------------------------------------------
+def attempt_return_scoring_time(*, attempt: Attempt, seconds: float | None, trigger: str, sequence: int | None = None,
+                                at: datetime | None = None) -> float:
+    """Give a finished scoring run's time back to the clock where the environment says
+    scoring does not count against it (``scoring.counts_against_clock: false``). Returns the
+    seconds given back (0 when none: the setting is true, the final scoring, the attempt is
+    not running or paused any more, or its time had already run out when the run finished).
+
+    As after an extension, the deadline moves at once and the machine's guard is told; if the
+    machine cannot be told now (or is unhealthy), the change is kept and the sweeper or the
+    lease's recovery tells it (``machine_deadline_at`` stays different from ``deadline_at``
+    until then; the guard's older deadline is only earlier). Recorded as a clock event
+    ("scoring"), so the review timeline and the export show it."""
+    with transaction.atomic():
+        attempt = _locked(attempt)
+        env = attempt.environment
+        give = clock.scoring_time_to_return(counts_against_clock=env.scoring_counts_against_clock, trigger=trigger,
+                                            seconds=seconds, scoring_timeout=env.scoring_timeout_seconds)
+        if not give or attempt.state not in (State.RUNNING, State.PAUSED):
+            return 0.0
+        at = at or clock.now()
+        if clock.is_overdue(attempt, at=at):
+            # The time ran out while the scorer ran: the attempt ends as at any deadline (the
+            # machine's guard may already have locked the expert out).
+            return 0.0
+        attempt.scoring_returned_seconds += give
+        fields = {"scoring_returned_seconds": attempt.scoring_returned_seconds,
+                  "warnings_sent": clock.warnings_after_change(attempt, at=at)}
+        if attempt.state == State.RUNNING:
+            deadline = clock.deadline(attempt, at=at)
+            fields["deadline_at"] = deadline
+            lease, run = machine_guard._lease_and_run(attempt)
+            # An unhealthy machine is told when it answers again (as after an extension).
+            if lease is not None and lease.state != "unhealthy":
+                try:
+                    machine_guard.guard_set_deadline(run, user=lease.username, machine_dir=lease.provider_state["machine_dir"],
+                                                     deadline_epoch=clock.epoch(deadline))
+                    fields["machine_deadline_at"] = deadline
+                except Exception:
+                    log.warning("attempt %s: could not tell the machine the deadline after scoring; the sweeper will",
+                                attempt.pk, exc_info=True)
+        for name, value in fields.items():
+            setattr(attempt, name, value)
+        attempt.save(update_fields=list(fields))
+        which = f"Scoring run #{sequence}" if sequence else "A scoring run"
+        ClockEvent.objects.create(attempt=attempt, kind=ClockEvent.Kind.SCORING, at=at, seconds=give,
+                                  reason=f"{which} took {give:.1f} s; scoring does not count against the clock in this environment.")
+        _push_clock(attempt)
+    return give
+
+
 # --- the end ----------------------------------------------------------------------------------
 def attempt_end(*, attempt: Attempt, reason: str, actor=None, detail: str = "", at: datetime | None = None) -> Attempt:
     """End the attempt now (the expert's button, staff, or time running out) and start the

@@ -56,6 +56,9 @@ class Attempt(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True, help_text="Start of the pause in progress")
     paused_seconds = models.FloatField(default=0, help_text="Total of finished pauses")
     extension_seconds = models.FloatField(default=0, help_text="Total granted by staff")
+    scoring_returned_seconds = models.FloatField(
+        default=0, help_text="Scoring time given back (environments where scoring does not count against the clock)"
+    )
     ended_at = models.DateTimeField(null=True, blank=True)
     warnings_sent = models.JSONField(default=list, blank=True, help_text="Minutes-left warnings already sent")
 
@@ -90,12 +93,13 @@ class ClockEvent(models.Model):
         RESUME = "resume", "Resumed"
         EXTEND = "extend", "Extended"
         WARNING = "warning", "Warning sent"
+        SCORING = "scoring", "Scoring time given back"
         END = "end", "Ended"
 
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="clock_events")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     at = models.DateTimeField()
-    seconds = models.FloatField(null=True, blank=True, help_text="Extension length, or minutes-left for a warning")
+    seconds = models.FloatField(null=True, blank=True, help_text="Extension length, minutes-left for a warning, or scoring time given back")
     reason = models.TextField(blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 

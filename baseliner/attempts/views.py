@@ -1,5 +1,7 @@
 """The clock's endpoints: the countdown's source, and the expert's End / Pause / Resume.
 Thin: access check, one service call, a redirect or JSON."""
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse
@@ -10,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .access import attempt_for_user, is_attempt_expert, is_reviewer
 from .ending import archive_paths
 from .lifecycle import attempt_clock_status, attempt_end, attempt_pause, attempt_resume
+from .notes import NOTE_MAX_CHARS, NoteRefused, note_add, note_public, notes_for
 from .services import AttemptActionError
 from .states import EndReason
 
@@ -92,3 +95,32 @@ def attempt_archive(request, attempt_id: int, part: str = "archive"):
         raise Http404("This attempt has no archive (yet).")
     path = paths[0] if part == "archive" else paths[1]
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+
+
+@never_cache
+def attempt_notes(request, attempt_id: int):
+    """The workspace's Notes panel: GET lists the attempt's notes, POST ``{"text": ...}`` adds
+    one (the attempt's expert, while it runs; CSRF-protected like every POST). JSON errors."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Log in first."}, status=401)
+    try:
+        attempt = attempt_for_user(user=request.user, attempt_id=attempt_id)
+    except Http404:
+        return JsonResponse({"error": "No such attempt."}, status=404)
+    if request.method == "GET":
+        return JsonResponse({"notes": notes_for(attempt=attempt), "max_chars": NOTE_MAX_CHARS})
+    if request.method != "POST":
+        return JsonResponse({"error": "Use GET to list notes and POST to add one."}, status=405)
+    if len(request.body) > NOTE_MAX_CHARS * 6 + 4096:  # JSON-escaped text cannot be longer
+        return JsonResponse({"error": f"The note is too long (at most {NOTE_MAX_CHARS} characters). Nothing was saved."}, status=413)
+    try:
+        body = json.loads(request.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError
+    except ValueError:
+        return JsonResponse({"error": "The request body must be a JSON object like {\"text\": \"...\"}."}, status=400)
+    try:
+        note = note_add(attempt=attempt, author=request.user, text=body.get("text"))
+    except NoteRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=exc.status)
+    return JsonResponse({"note": note_public(note, attempt=note.attempt)}, status=201)

@@ -30,7 +30,7 @@ Two formats live under ``settings.ENVIRONMENTS_DIR``:
       y_start: 0.0
       y_ref: -2.0
       visible_to_expert: true      # whether the expert sees raw scores
-      counts_against_clock: true
+      counts_against_clock: true   # false: each scoring run's time is given back to the clock
 
 *METR Task Standard family* (``<family>.py`` defining ``TaskFamily`` + ``manifest.yaml``),
 loaded unmodified; baseliner's additions (normalization constants, direction, time limit)

@@ -50,6 +50,13 @@ PROVIDER_FIELDS = ["address", "port", "username", "host_key", "host_key_fingerpr
                    "provider_state", "gpu_info", "host", "gpu_index", "cost_per_hour", "progress", "progress_message"]
 
 
+# What the expert sees while their attempt runs without a ready machine (the machine panel,
+# and the workspace API's 503 answer): the workspace opens the terminals and files by itself
+# once the machine is ready.
+MACHINE_NOT_READY = ("Your machine is not ready, so your terminals and files are not available yet. They open here "
+                     "by themselves as soon as it is; you do not need to reload.")
+
+
 # --- reading ---------------------------------------------------------------------------
 def lease_for_attempt(*, attempt) -> Lease | None:
     """The attempt's live lease (any of requested ... tearing_down), newest first."""
@@ -96,6 +103,7 @@ def machine_status(*, attempt: Attempt) -> dict:
         "healthy": True,
         "insecure": False,
         "error": attempt.last_error if attempt.state == State.PROVISION_FAILED else "",
+        "not_ready_message": MACHINE_NOT_READY,
     }
     if lease is not None and lease.state in LIVE:
         status.update(

@@ -53,7 +53,7 @@ from .models import ExportJob
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: notes table, attempts.scoring_returned_seconds, clock event "scoring"
 ROW_GROUP = 5000
 
 S, F, I, B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
@@ -73,6 +73,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("time_used_seconds", F, "Attempt time used (pauses excluded)"),
         ("paused_seconds", F, "Total pause time"),
         ("extension_seconds", F, "Total staff extensions"),
+        ("scoring_returned_seconds", F, "Scoring time given back to the clock (environments where scoring does not count against it)"),
         ("aggregation", S, "best (best entry counts) or last (final submission counts)"),
         ("final_normalized_score", F, "From the score log: the best (or, for last, the final) entry; null if none counts"),
         ("score_entries", I, "Rows in score_entries"),
@@ -96,11 +97,18 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
     ],
     "clock_events": [
         ("attempt_id", S, "Attempt"),
-        ("kind", S, "start, pause, resume, extend, warning, end"),
+        ("kind", S, "start, pause, resume, extend, warning, scoring (scoring time given back), end"),
         ("at_seconds", F, "Wall-clock seconds from the attempt's start"),
-        ("seconds", F, "Extension length, or minutes left for a warning"),
+        ("seconds", F, "Extension length, minutes left for a warning, or scoring time given back"),
         ("reason", S, "Free text, scrubbed"),
         ("by_staff", B, "Done by a staff member"),
+    ],
+    "notes": [
+        ("attempt_id", S, "Attempt"),
+        ("at_seconds", F, "Wall-clock seconds from the attempt's start"),
+        ("elapsed_seconds", F, "Attempt time when the note was written"),
+        ("text", S, "The note, scrubbed"),
+        ("by_staff", B, "Written by a staff member (not the expert)"),
     ],
     "commands": [
         ("attempt_id", S, "Attempt"),
@@ -322,6 +330,12 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
             "attempt_id": aid, "kind": c.kind, "at_seconds": _seconds(c.at, start), "seconds": _num(c.seconds),
             "reason": scrub(c.reason), "by_staff": bool(c.actor_id and c.actor_id != attempt.expert_id),
         })
+    for n in attempt.notes.order_by("created", "pk").iterator():
+        writers["notes"].write({
+            "attempt_id": aid, "at_seconds": _seconds(n.created, start),
+            "elapsed_seconds": round(clock.time_used(attempt, at=n.created), 3) if start else None,
+            "text": scrub(n.text), "by_staff": bool(n.author_id and n.author_id != attempt.expert_id),
+        })
     n_commands = 0
     for c in CommandRecord.objects.filter(attempt=attempt).order_by("started_at", "pk").iterator(chunk_size=2000):
         n_commands += 1
@@ -361,6 +375,7 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
         "state": attempt.state, "end_reason": attempt.end_reason, "started_month": _month(start),
         "time_limit_seconds": float(clock.total_allowed(attempt)), "time_used_seconds": round(clock.time_used(attempt), 3),
         "paused_seconds": float(attempt.paused_seconds), "extension_seconds": float(attempt.extension_seconds),
+        "scoring_returned_seconds": float(attempt.scoring_returned_seconds),
         "aggregation": env.aggregation,
         "final_normalized_score": (best_so_far(points, math.inf, aggregation=env.aggregation)
                                    if has_counting_entry(points, aggregation=env.aggregation) else None),
@@ -376,7 +391,7 @@ def readme_text() -> str:
         "- Ids are pseudonyms: keyed HMAC-SHA-256 of internal ids. Two bundles with the same `key_id` in",
         "  `manifest.json` use the same pseudonyms.",
         "- Times are seconds relative to the attempt's start; the only absolute dates are months (YYYY-MM).",
-        "- Free text (commands, working directories, recordings, scorer messages, survey answers) is scrubbed:",
+        "- Free text (commands, working directories, recordings, scorer messages, survey answers, notes) is scrubbed:",
         "  `<secret>` (API keys, tokens, passwords), `<email>`, `<ip>`, `<host>`, `<user>` (usernames,",
         "  home folders are `/home/<user>`), `<name>`.",
         "- Recordings are asciicast v2 (`recordings/<attempt_id>/<n>.cast`), times relative to the recording's",

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -287,6 +288,7 @@ def score_run_process(*, run_id: int) -> ScoreEntry | None:
         return None
     attempt = run.attempt
     lease = None
+    started = time.monotonic()
     try:
         lease = lease_for_attempt(attempt=attempt)
         if lease is None:
@@ -298,6 +300,7 @@ def score_run_process(*, run_id: int) -> ScoreEntry | None:
         outcome = Outcome(None, ScoreEntry.Status.ERROR, "Scoring failed because of a problem on our side; try again. Staff have the details.",
                           {"exception": f"{type(exc).__name__}: {exc}"[:2000]})
     entry = _finish(run, outcome)
+    _return_scoring_time(run, entry, measured=time.monotonic() - started)
     if lease is not None:
         try:
             machine_log_append(lease=lease, entry=entry)
@@ -307,6 +310,18 @@ def score_run_process(*, run_id: int) -> ScoreEntry | None:
     if nxt is not None:
         _enqueue(nxt.pk)
     return entry
+
+
+def _return_scoring_time(run: ScoreRun, entry: ScoreEntry, *, measured: float) -> None:
+    """Where scoring does not count against the clock, give the run's time back (the scorer's
+    own measured time; the whole run's when the scorer never ran). Never breaks scoring."""
+    from baseliner.attempts.lifecycle import attempt_return_scoring_time
+
+    seconds = entry.scoring_seconds if entry.scoring_seconds is not None else measured
+    try:
+        attempt_return_scoring_time(attempt=run.attempt, seconds=seconds, trigger=run.trigger, sequence=entry.sequence)
+    except Exception:
+        log.exception("could not give scoring run %s's time back to attempt %s", run.pk, run.attempt_id)
 
 
 INTERRUPTED = "This scoring run was interrupted (the worker stopped); score again."

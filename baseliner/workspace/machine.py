@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import paramiko
 
 from baseliner.machines.models import Lease
-from baseliner.machines.services import lease_client, lease_for_attempt
+from baseliner.machines.services import MACHINE_NOT_READY, lease_client, lease_for_attempt
 from baseliner.recording.shell import integration_paths
 from provisioning import ssh
 
@@ -40,7 +40,7 @@ def machine_info(*, attempt) -> MachineInfo:
     """The attempt's ready machine (database only; call from sync code)."""
     lease = lease_for_attempt(attempt=attempt)
     if lease is None or lease.state not in (Lease.State.READY, Lease.State.UNHEALTHY):  # unhealthy: still try
-        raise NoMachine("Your machine is not ready. Reload the page in a moment; staff have been told if it stays so.")
+        raise NoMachine(MACHINE_NOT_READY)
     state = lease.provider_state or {}
     home = state.get("home") or f"/home/{lease.username}"
     paths = integration_paths(home=home, machine_dir=state.get("machine_dir"))

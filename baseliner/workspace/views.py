@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from baseliner.attempts.access import attempt_for_user, is_reviewer
+from baseliner.attempts.notes import NOTE_MAX_CHARS
 from baseliner.attempts.states import State
 from baseliner.recording.services import editor_save_record
 from provisioning.ssh import SSHError
@@ -185,4 +186,5 @@ def workspace_context(*, user, attempt) -> dict | None:
         "read_only": not is_expert,
         "can_take_over": not is_expert and user.has_perm("attempts.change_attempt"),
         "scoring_panel": scoring_panel,
+        "notes_max_chars": NOTE_MAX_CHARS,
     }

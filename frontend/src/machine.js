@@ -35,6 +35,17 @@ if (panel) {
     const el = document.getElementById("machine-health");
     if (el) el.hidden = healthy;
   };
+  // Whether the running attempt's machine can be reached: shown here, and told to the
+  // workspace (workspace.js opens terminals and files only once it is).
+  const setReady = (ready) => {
+    if (typeof ready !== "boolean") return;
+    panel.dataset.ready = String(ready);
+    const yes = document.getElementById("machine-ready");
+    const no = document.getElementById("machine-not-ready");
+    if (yes) yes.hidden = !ready;
+    if (no) no.hidden = ready;
+    document.dispatchEvent(new CustomEvent("machine-status", { detail: { ready } }));
+  };
   const refresh = async () => {
     // On every (re)connect: events sent while the socket was down are not replayed.
     const response = await fetch(panel.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -43,12 +54,16 @@ if (panel) {
     setProgress(status.progress, status.message);
     setQueue(status.state === "queued" ? status.queue_position : null);
     setHealth(status.healthy);
+    if (panelOf(rendered) === "machine") setReady(status.ready);
     follow(status.state);
   };
   document.addEventListener("attempt-event", (e) => {
     const event = e.detail || {};
-    if (event.type === "connected") refresh().catch((err) => console.warn("machine status", err));
-    else if (event.type === "provisioning") setProgress(event.progress, event.message);
+    const reread = () => refresh().catch((err) => console.warn("machine status", err));
+    if (event.type === "connected") return reread();
+    // Once the clock runs, any news about the machine may change whether it can be reached.
+    if (panelOf(rendered) === "machine" && ["state", "machine", "provisioning"].includes(event.type)) reread();
+    if (event.type === "provisioning") setProgress(event.progress, event.message);
     else if (event.type === "queue") setQueue(event.position);
     else if (event.type === "state") follow(event.state);
     else if (event.type === "machine" && typeof event.healthy === "boolean") setHealth(event.healthy);

@@ -3,6 +3,7 @@ import "./workspace.css";
 import { TerminalTab } from "./_terminal.js";
 import { Editor } from "./_editor.js";
 import { api } from "./_api.js";
+import { initNotes } from "./_notes.js";
 
 class Terminals {
   constructor(root, attemptId, readOnly) {
@@ -140,6 +141,24 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!root) return;
   const attemptId = root.dataset.attemptId;
   const readOnly = root.dataset.readOnly === "true";
-  window.baseliner.terminals = new Terminals(root, attemptId, readOnly);
-  if (root.querySelector("[data-editor]")) window.baseliner.editor = new Editor(root, attemptId);
+  initNotes(root); // notes live in the app, not on the machine: never wait for it
+  const status = root.querySelector("[data-terminal-status]");
+  const newButton = root.querySelector("[data-terminal-new]");
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    newButton.disabled = false;
+    status.textContent = "";
+    window.baseliner.terminals = new Terminals(root, attemptId, readOnly);
+    if (root.querySelector("[data-editor]")) window.baseliner.editor = new Editor(root, attemptId);
+  };
+  // The machine panel (machine.js) says whether the machine can be reached. Without it the
+  // terminal socket and the files API could only answer "no machine": wait, then start
+  // without a reload when it becomes ready.
+  const panel = document.getElementById("machine-panel");
+  if (!panel || panel.dataset.ready !== "false") return start();
+  newButton.disabled = true;
+  status.textContent = "Waiting for your machine…";
+  document.addEventListener("machine-status", (e) => { if (e.detail && e.detail.ready) start(); });
 });

@@ -20,6 +20,9 @@ elif kind == "invalid":
 elif kind == "crash":
     print("about to crash", flush=True)
     raise RuntimeError("the scorer fell over")
+elif kind == "slow":  # a correct scorer that takes `value` seconds
+    time.sleep(value)
+    result(value, f"scored {value} slowly")
 elif kind == "hang":
     time.sleep(3600)
 elif kind == "flood":
