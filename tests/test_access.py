@@ -6,6 +6,7 @@ from django.http import Http404
 from baseliner.asgi import application
 from baseliner.attempts.access import attempt_for_user
 from tests import factories
+from tests.async_support import async_test
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +109,7 @@ async def _connect(user, attempt_id, origin=b"http://localhost"):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.asyncio
+@async_test
 async def test_events_socket_refuses_another_expert():
     from channels.db import database_sync_to_async
 
@@ -123,7 +124,7 @@ async def test_events_socket_refuses_another_expert():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.asyncio
+@async_test
 async def test_events_socket_refuses_a_foreign_origin():
     from channels.db import database_sync_to_async
 

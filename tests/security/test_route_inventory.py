@@ -14,6 +14,7 @@ from django.test import Client
 from tests.security.routes import Route, UnknownParameter, fill, http_routes, websocket_routes
 
 from .conftest import make_victim, snapshot
+from tests.async_support import async_test
 
 pytestmark = [pytest.mark.security, pytest.mark.django_db]
 
@@ -163,7 +164,7 @@ def _session_key(user):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.asyncio
+@async_test
 async def test_every_websocket_route_refuses_intruders_foreign_origins_and_anonymous():
     from tests import factories
 
