@@ -51,6 +51,7 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 PROMPT = b"bench$ "
 BASHRC = "PS1='bench$ '\nHISTFILE=/dev/null\n"
 WEBSSH_VENV = ROOT / ".envs" / "webssh"
+ASYNCSSH_DIR = ROOT / ".envs" / "asyncssh"
 
 
 # --- the machine ----------------------------------------------------------------------------
@@ -411,6 +412,8 @@ class AsyncsshSession(Session):
         self.host, self.user, self.command = host, user, command
 
     async def open(self) -> None:
+        if str(ASYNCSSH_DIR) not in sys.path:  # bench/setup_peers.sh puts it there, not in the app's venv
+            sys.path.append(str(ASYNCSSH_DIR))
         import asyncssh
 
         outer = self

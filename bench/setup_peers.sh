@@ -11,3 +11,10 @@ if [ ! -x .envs/webssh/bin/wssh ]; then
   .envs/webssh/bin/pip install -q webssh==1.6.3 tornado==6.6.1 paramiko==5.1.0
 fi
 .envs/webssh/bin/pip show webssh tornado paramiko | grep -E '^(Name|Version)'
+# asyncssh, the asyncio SSH client concurrency.py's floor targets compare paramiko with: into
+# its own folder (no dependencies: it uses the app's cryptography), put on sys.path by the
+# bench harness only. The app itself uses paramiko alone.
+if [ ! -d .envs/asyncssh/asyncssh ]; then
+  "$PY" -m pip install -q --no-deps --target .envs/asyncssh asyncssh==2.24.1
+fi
+echo "asyncssh $(grep -o "__version__ = '[^']*'" .envs/asyncssh/asyncssh/version.py)"
