@@ -228,6 +228,11 @@ USE_TZ = True
 # --- baseliner's own settings -----------------------------------------------------------
 # Where recordings (asciicast files), final-solution archives and exports are written.
 RECORDINGS_DIR = env.path("RECORDINGS_DIR", default=VAR_DIR / "recordings")
+# A recording still open whose file no live bridge has touched for this long (its web server
+# was killed) is closed by a beat task (baseliner.recording.services.recording_close_orphans).
+RECORDING_ORPHAN_SECONDS = env.float("RECORDING_ORPHAN_SECONDS", default=300.0)
+RECORDING_HEARTBEAT_SECONDS = env.float("RECORDING_HEARTBEAT_SECONDS", default=30.0)  # how often a live bridge touches its file
+CELERY_BEAT_SCHEDULE["recordings-close-orphans"] = {"task": "baseliner.recordings_close_orphans", "schedule": 60.0}
 ARCHIVES_DIR = env.path("ARCHIVES_DIR", default=VAR_DIR / "archives")
 EXPORTS_DIR = env.path("EXPORTS_DIR", default=VAR_DIR / "exports")
 # The end of an attempt: cache folders (~/.cache, __pycache__, ...) bigger than this are left

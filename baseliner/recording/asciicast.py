@@ -11,6 +11,9 @@ events wait in a bounded buffer, the next flush retries, and when writes work ag
 gets a marker (``GAP_MARKER``) saying how long the disk refused them and how much was lost if
 the buffer overflowed meanwhile (``gaps`` counts such episodes; ``error`` says what is wrong
 while it lasts, for the staff alert).
+While a terminal is idle, ``flush()`` still touches the file's mtime every ``heartbeat`` seconds:
+an open file with an old mtime belongs to no live bridge (its server was killed), which is how
+``recording_close_orphans`` tells a dead recording from a quiet one in another web process.
 Output split in the middle of a UTF-8 character is decoded across events, never mangled.
 """
 from __future__ import annotations
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 8 * 1024 * 1024  # bytes of encoded events kept while the disk refuses them
 # Label prefix of the markers the writer itself adds (the review keeps them when stitching).
 GAP_MARKER = "recording gap:"
+# An open recording's file is written or touched at least this often by its live bridge
+# (settings.RECORDING_HEARTBEAT_SECONDS).
+HEARTBEAT_SECONDS = 30.0
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -40,8 +46,9 @@ def describe_os_error(exc: OSError) -> str:
 
 class AsciicastWriter:
     def __init__(self, path: Path, *, width: int, height: int, timestamp: float | None = None,
-                 title: str = "", env: dict | None = None):
+                 title: str = "", env: dict | None = None, heartbeat: float = HEARTBEAT_SECONDS):
         self.path = Path(path)
+        self.heartbeat = heartbeat
         self.started = time.monotonic()
         self.timestamp = timestamp if timestamp is not None else time.time()
         header = {"version": 2, "width": int(width), "height": int(height), "timestamp": int(self.timestamp)}
@@ -61,6 +68,7 @@ class AsciicastWriter:
         self.bytes_out = 0
         self.bytes_in = 0
         self.closed = False
+        self._touched = time.monotonic()
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 6)
@@ -103,11 +111,13 @@ class AsciicastWriter:
     def flush(self) -> bool:
         """Append what is buffered. Returns False (and keeps it) if the disk refused it."""
         if not self._pending:
+            self._heartbeat()
             return True
         try:
             if self._fd is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            self._touched = time.monotonic()
             view = memoryview(self._pending)
             done = 0
             try:
@@ -132,6 +142,16 @@ class AsciicastWriter:
             self.error = None
             return self.flush()
         return True
+
+    def _heartbeat(self) -> None:
+        """Nothing to write: still show that a live bridge holds this file (see the module doc)."""
+        if self._fd is None or self.closed or time.monotonic() - self._touched < self.heartbeat:
+            return
+        self._touched = time.monotonic()
+        try:
+            os.utime(self._fd)
+        except OSError:
+            pass
 
     def close(self) -> None:
         if self.closed:

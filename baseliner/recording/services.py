@@ -1,8 +1,11 @@
 """Writes of the recording app: terminal recordings, the command log, editor saves."""
 from __future__ import annotations
 
+import json
+import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
@@ -13,6 +16,8 @@ from baseliner.attempts.models import Attempt
 
 from .asciicast import AsciicastWriter
 from .models import CommandRecord, EditorSave, Recording
+
+log = logging.getLogger(__name__)
 
 
 def recording_open(*, attempt_id: int, terminal: str, width: int, height: int, reader=None,
@@ -25,7 +30,8 @@ def recording_open(*, attempt_id: int, terminal: str, width: int, height: int, r
         reader=reader if reader is not None and reader.is_authenticated else None, read_only=read_only,
     )
     writer = AsciicastWriter(Path(settings.RECORDINGS_DIR) / rel, width=width, height=height,
-                             timestamp=at.timestamp(), title=f"attempt {attempt_id} · {terminal}")
+                             timestamp=at.timestamp(), title=f"attempt {attempt_id} · {terminal}",
+                             heartbeat=settings.RECORDING_HEARTBEAT_SECONDS)
     writer.flush()
     return recording, writer
 
@@ -81,6 +87,66 @@ def recording_alerts(*, attempt_ids) -> dict[int, list[str]]:
 
 def recording_path(recording: Recording) -> Path:
     return Path(settings.RECORDINGS_DIR) / recording.path
+
+
+def _last_event_seconds(path: Path) -> float | None:
+    """The time (seconds from the recording's start) of the file's last complete event."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    for line in reversed(tail.splitlines()):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the crash, or the start of the window
+        if isinstance(event, list) and event and isinstance(event[0], (int, float)):
+            return float(event[0])
+        if isinstance(event, dict):
+            return 0.0  # only the header
+    return None
+
+
+def recording_close_orphans(*, stale_seconds: float | None = None) -> int:
+    """Close the recordings whose bridge died without closing them (a killed web server):
+    ``ended_at`` becomes the time of the file's last event (else its mtime, else the start).
+
+    A live bridge, in whichever web process, writes or touches its file at least every
+    ``RECORDING_HEARTBEAT_SECONDS`` (``AsciicastWriter.flush``), so a file untouched for
+    ``stale_seconds`` (``RECORDING_ORPHAN_SECONDS``, at least three heartbeats) has no bridge. A file
+    the disk never let its bridge create is closed only once its attempt is over. Safe to run
+    in several workers at once; a bridge that closes its row later simply writes its own end."""
+    stale = float(stale_seconds if stale_seconds is not None else settings.RECORDING_ORPHAN_SECONDS)
+    stale = max(stale, 3 * float(settings.RECORDING_HEARTBEAT_SECONDS))
+    now = clock.now()
+    closed = 0
+    from baseliner.attempts.states import LIVE_STATES
+
+    for rec in Recording.objects.filter(ended_at__isnull=True).select_related("attempt"):
+        path = recording_path(rec)
+        try:
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=dt_timezone.utc)
+        except OSError:
+            mtime = None
+        if mtime is None:
+            if rec.attempt.state in LIVE_STATES or now - rec.started_at < timedelta(seconds=stale):
+                continue
+            ended = rec.started_at
+        else:
+            if now - mtime < timedelta(seconds=stale):
+                continue
+            try:
+                last = _last_event_seconds(path)
+            except OSError:
+                last = None
+            ended = rec.started_at + timedelta(seconds=last) if last is not None else mtime
+            ended = min(max(ended, rec.started_at), mtime)
+        if Recording.objects.filter(pk=rec.pk, ended_at__isnull=True).update(ended_at=ended):
+            closed += 1
+            log.info("recording %s (attempt %s, terminal %s) had no live bridge: closed at %s",
+                     rec.pk, rec.attempt_id, rec.terminal, ended.isoformat())
+    return closed
 
 
 def command_start(*, attempt_id: int, terminal: str, marker: str, started_at: datetime, cwd: str,
