@@ -112,9 +112,8 @@ def test_commands_are_logged_with_exit_status_and_the_recording_is_asciicast_v2(
     t.send("false\r")
     t.send("(exit 3)\r")
     t.send("mkdir -p sub && cd sub\r")
-    # Program output that prints a marker without the lease's nonce is not a command.
-    t.send(r"printf '\033]133;C;fake;1.0;Lw==;cm0gLXJmIC8=\007\033]133;D;fake;0;2.0\007'; echo done-faking" + "\r")
-    t.read_until("done-faking\r\n")
+    # Forged markers (without the lease's nonce, wrapped in tmux's passthrough so they do reach
+    # the bridge, with a real-nonce control): tests/security/test_command_log_forgery.py.
     t.send("echo ü€ finished\r")
     t.read_until("ü€ finished\r\n")
     commands = wait_for(lambda: list(CommandRecord.objects.filter(attempt=m.attempt).exclude(exit_status=None)
@@ -122,8 +121,7 @@ def test_commands_are_logged_with_exit_status_and_the_recording_is_asciicast_v2(
                         CommandRecord.objects.filter(attempt=m.attempt, command="echo ü€ finished").exclude(exit_status=None).exists() else None)
     assert commands[:4] == [("echo hel''lo", 0, m.home), ("true", 0, m.home), ("false", 1, m.home), ("(exit 3)", 3, m.home)]
     assert commands[-1] == ("echo ü€ finished", 0, m.home + "/sub")
-    assert not CommandRecord.objects.filter(command__contains="rm -rf").exists()
-    assert b"\x1b]133;" not in t.out.replace(b"\x1b]133;C;fake", b"").replace(b"\x1b]133;D;fake", b"")
+    assert b"\x1b]133;" not in t.out  # the shell's own markers never reach the page
     record = CommandRecord.objects.get(attempt=m.attempt, command="false")
     assert record.terminal == "main" and 0 <= record.duration_seconds < 5 and record.elapsed_seconds >= 0
     t.close()
