@@ -134,3 +134,28 @@ def test_ending_asks_for_confirmation_then_the_survey_keeps_answers_when_one_is_
     attempt.refresh_from_db()
     assert attempt.state == State.SURVEYED
     assert attempt.survey_response.answers["difficulty"] == 4
+
+
+def test_a_finished_attempt_shows_the_time_used_and_a_pause_relabels_the_open_page(page):
+    attempt = running_attempt(limit=8 * 3600, started_ago=3 * 60 + 37, pause_policy="allowed")
+    login(page, attempt.expert.username, factories.PASSWORD)
+    page.goto(f"/attempts/{attempt.pk}/")
+    expect(page.locator(".countdown-label")).to_have_text("Time left")
+    from baseliner.attempts.lifecycle import attempt_end, attempt_pause
+
+    staff = factories.user(staff=True)
+    in_thread(lambda: attempt_pause(attempt=attempt, actor=staff, reason="break"))
+    expect(page.locator(".countdown-label")).to_have_text("Paused — time left")
+    expect(page.get_by_role("timer", name="Paused — time left")).to_have_text(re.compile(r"^7:56:2\d$"))
+    in_thread(lambda: attempt_end(attempt=Attempt.objects.get(pk=attempt.pk), reason=EndReason.STAFF, actor=staff,
+                                  detail="done"))
+    # A reviewer (and the expert, before the survey) sees how long it took, not the time that was left.
+    staff_page = page.context.new_page()
+    page.close()
+    staff_page.context.clear_cookies()
+    login(staff_page, staff.username, factories.PASSWORD)
+    staff_page.goto(f"/attempts/{attempt.pk}/")
+    expect(staff_page.locator(".countdown-label")).to_have_text("Time used")
+    timer = staff_page.get_by_role("timer", name="Time used")
+    time.sleep(1.0)  # the page's first sync and a few ticks
+    expect(timer).to_have_text(re.compile(r"^0:03:[34]\d$"))

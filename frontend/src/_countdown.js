@@ -5,6 +5,7 @@
 // local time also triggers a fresh sync. Pauses, extensions and the end arrive as
 // "clock"/"ended" events and through the periodic sync.
 const WARN_AT = [60, 15, 5];
+const FINISHED = new Set(["ended", "surveyed"]); // attempts/states.py FINISHED_STATES: show the time used
 
 function fmt(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -15,6 +16,7 @@ function fmt(seconds) {
 
 export function startCountdown(root) {
   const out = root.querySelector("[data-countdown]");
+  const label = root.querySelector(".countdown-label");
   const banner = root.querySelector("[data-clock-warning]");
   const url = root.dataset.clockUrl;
   const isExpert = root.dataset.isExpert === "1";
@@ -22,6 +24,7 @@ export function startCountdown(root) {
   let state = root.dataset.state;
   let deadline = root.dataset.deadline ? Date.parse(root.dataset.deadline) : null;
   let timeLeft = parseFloat(root.dataset.timeLeft || "0");
+  let timeUsed = parseFloat(root.dataset.timeUsed || "0");
   // First estimate from the page itself; the sync below measures it properly.
   let offset = Date.parse(root.dataset.serverNow) - Date.now();
   let lastTick = Date.now();
@@ -41,6 +44,7 @@ export function startCountdown(root) {
     state = s.state;
     deadline = s.deadline ? Date.parse(s.deadline) : null;
     timeLeft = s.time_left;
+    if (typeof s.time_used === "number") timeUsed = s.time_used;
     root.dataset.state = state;
     if (state === "ended" && isExpert && surveyUrl) {
       window.location.assign(surveyUrl);
@@ -68,7 +72,13 @@ export function startCountdown(root) {
     if (Math.abs(now - lastTick) > 3000) sync(); // the computer slept, or its clock jumped (either way)
     lastTick = now;
     const l = left();
-    if (out) out.textContent = fmt(l);
+    const finished = FINISHED.has(state);
+    const what = finished ? "Time used" : state === "paused" ? "Paused — time left" : "Time left";
+    if (out) {
+      out.textContent = fmt(finished ? timeUsed : l);
+      out.setAttribute("aria-label", what);
+    }
+    if (label && label.textContent !== what) label.textContent = what;
     if (state === "running") {
       const due = WARN_AT.filter((m) => l <= m * 60 && l > 0);
       const m = due.length ? Math.min(...due) : null;
@@ -88,6 +98,7 @@ export function startCountdown(root) {
     else if (ev.type === "ended") {
       showWarning(ev.message);
       state = "ended";
+      sync(); // the time used, from the server
       if (isExpert && ev.survey_url) window.location.assign(ev.survey_url);
     }
   });
