@@ -42,12 +42,14 @@ export function initScorePanel() {
     tbody.replaceChildren();
     for (const e of log.entries) {
       const tr = document.createElement("tr");
+      tr.setAttribute("role", "row"); // the workspace lays rows out as grids (main.css)
       tr.dataset.sequence = e.sequence;
       tr.className = `score-${e.status}` + (e.sequence === log.counting_sequence ? " counting" : "");
       const cells = [`#${e.sequence}`, elapsed(e.elapsed_seconds), fmt(e.normalized_score), fmt(e.raw_score), e.status_label, e.message || ""];
       cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.textContent = text;
+        td.setAttribute("role", "cell");
         if (i === 3) { td.className = "raw-col"; td.hidden = !log.show_raw; }
         tr.appendChild(td);
       });
