@@ -23,6 +23,7 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_filter = ("cohort", "environment__slug")
     search_fields = ("expert__username", "expert__email")
     autocomplete_fields = ("expert",)
+    readonly_fields = ("created_by",)  # whoever saves it (save_model)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -82,6 +83,9 @@ class AttemptAdmin(admin.ModelAdmin):
         "machine_deadline_at", "final_score", "final_normalized_score", "last_error", "clock_actions",
     )
     exclude = ("end_steps",)
+
+    def has_add_permission(self, request):
+        return False  # an attempt comes with its assignment (Assignments → Add)
 
     # --- clock actions: pause, resume, extend, end (each with a reason, audited) ----------
     def get_urls(self):
