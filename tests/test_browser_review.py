@@ -85,6 +85,29 @@ def test_monitor_updates_live_and_sorts(page):
     expect(page.get_by_role("heading", name=f"Attempt {second.pk}:")).to_be_visible()
 
 
+def test_the_monitor_sorts_from_the_keyboard_and_says_how_it_is_sorted(page):
+    from tests.review_data import running_attempt
+
+    staff = factories.user(staff=True)
+    first, second = running_attempt(), running_attempt()
+    score(second, 60, 0.9)
+    login(page, staff.username, factories.PASSWORD)
+    page.goto("/review/")
+    table = page.locator("#monitor")
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(table.get_by_role("columnheader", name="Attempt")).to_have_attribute("aria-sort", "ascending")
+    table.get_by_role("button", name="Best score").focus()
+    page.keyboard.press("Enter")
+    expect(table.get_by_role("columnheader", name="Best score")).to_have_attribute("aria-sort", "ascending")
+    expect(table.get_by_role("columnheader", name="Attempt")).to_have_attribute("aria-sort", "none")
+    expect(rows.first).to_have_attribute("data-attempt", str(second.pk))
+    page.keyboard.press("Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Space")
+    expect(table.get_by_role("columnheader", name="Best score")).to_have_attribute("aria-sort", "descending")
+
+
 def test_export_page_shows_progress_until_the_bundle_is_ready(page, worker):
     staff = factories.user(staff=True)
     attempt = finished_attempt()

@@ -132,6 +132,7 @@ function reviewAttempt() {
       document.querySelectorAll("#command-log tr.current").forEach((r) => r.classList.remove("current"));
       row.classList.add("current");
       seekTo(parseFloat(row.dataset.at), row.dataset.terminal);
+      document.getElementById("player")?.scrollIntoView({ block: "nearest" }); // the reviewer sees where it jumped
     };
     row.addEventListener("click", go);
     row.addEventListener("keydown", (e) => {
@@ -248,17 +249,25 @@ function monitor(root) {
       })));
     }
     table.querySelectorAll("th[data-key]").forEach((th) => {
-      th.classList.toggle("sorted-asc", th.dataset.key === sortKey && sortDir === 1);
-      th.classList.toggle("sorted-desc", th.dataset.key === sortKey && sortDir === -1);
+      const on = th.dataset.key === sortKey;
+      th.classList.toggle("sorted-asc", on && sortDir === 1);
+      th.classList.toggle("sorted-desc", on && sortDir === -1);
+      th.setAttribute("aria-sort", on ? (sortDir === 1 ? "ascending" : "descending") : "none");
     });
   };
-  table.querySelectorAll("th[data-key]").forEach((th) =>
-    th.addEventListener("click", () => {
+  // Each header sorts through a button of its own, so the keyboard (Tab, Enter) sorts too.
+  table.querySelectorAll("th[data-key]").forEach((th) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort";
+    button.append(...th.childNodes);
+    th.replaceChildren(button);
+    button.addEventListener("click", () => {
       sortDir = th.dataset.key === sortKey ? -sortDir : 1;
       sortKey = th.dataset.key;
       render();
-    }),
-  );
+    });
+  });
   const poll = async () => {
     try {
       const r = await fetch(root.dataset.url, { credentials: "same-origin" });
