@@ -58,3 +58,23 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Export {self.pk} ({self.status})"
+
+    @property
+    def filters_display(self) -> str:
+        """The filters in words, for the exports page ("All valid attempts", "cohort Pilot · since 2026-11-01")."""
+        from baseliner.attempts.models import Cohort
+
+        f = self.filters or {}
+        parts = []
+        if f.get("cohort"):
+            cohort = Cohort.objects.filter(pk=f["cohort"]).values_list("name", flat=True).first()
+            parts.append(f"cohort {cohort or f['cohort']}")
+        if f.get("environment"):
+            parts.append(f"environment {f['environment']}")
+        if f.get("since"):
+            parts.append(f"since {f['since']}")
+        if f.get("until"):
+            parts.append(f"until {f['until']}")
+        if f.get("include_invalid"):
+            parts.append("invalid attempts included")
+        return " · ".join(parts) if parts else "All valid attempts"

@@ -1,0 +1,35 @@
+"""The staff review pages in words a reviewer reads at a glance."""
+import pytest
+
+from baseliner.attempts.models import Cohort
+from baseliner.review.models import ExportJob
+from tests import factories
+from tests.review_data import finished_attempt, running_attempt
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(factories.user(superuser=True))
+    return client
+
+
+def test_the_review_header_gives_times_as_h_mm_ss_and_no_time_left_once_over(staff_client):
+    done = finished_attempt(hours=2.5)
+    html = staff_client.get(f"/review/attempts/{done.pk}/").content.decode()
+    assert "used 2:30:00" in html and "left" not in html.split("used 2:30:00")[1].split("·")[0]
+    live = running_attempt(time_limit_seconds=8 * 3600)
+    html = staff_client.get(f"/review/attempts/{live.pk}/").content.decode()
+    assert "used 1:00:0" in html and ", left 6:59:5" in html
+
+
+def test_export_filters_read_as_words(staff_client):
+    pilot = Cohort.objects.create(name="Pilot")
+    ExportJob.objects.create(filters={"cohort": None, "environment": "", "since": "", "until": "", "include_invalid": False})
+    ExportJob.objects.create(filters={"cohort": pilot.pk, "environment": "demo", "since": "2026-11-01", "until": "",
+                                      "include_invalid": True})
+    html = staff_client.get("/review/exports/").content.decode()
+    assert "All valid attempts" in html
+    assert "cohort Pilot · environment demo · since 2026-11-01 · invalid attempts included" in html
+    assert "{&#x27;cohort&#x27;" not in html and "'include_invalid'" not in html
