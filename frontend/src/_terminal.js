@@ -46,6 +46,18 @@ export class TerminalTab {
     this.lost = false; // the connection dropped and is not back yet
     this.stopped = false;
     this.exited = false;
+    // Tab belongs to the shell (completion), so the keyboard would be trapped in here: F6
+    // leaves the terminal for the next control on the page, Shift+F6 for the previous one.
+    this.term.attachCustomKeyEventHandler((e) => {
+      if (e.key !== "F6" || e.ctrlKey || e.altKey || e.metaKey) return true;
+      if (e.type === "keydown") {
+        e.preventDefault();
+        this.leaveFocus(e.shiftKey);
+      }
+      return false;
+    });
+    this.term.textarea?.setAttribute("aria-description", "Tab goes to the shell. F6 leaves the terminal, Shift+F6 goes back.");
+    this.el.title = "F6 leaves the terminal (Tab goes to the shell)";
     this.term.onData((s) => this.sendInput(this.encoder.encode(s)));
     this.term.onBinary((s) => this.sendInput(Uint8Array.from(s, (c) => c.charCodeAt(0) & 255)));
     this.term.onResize(({ cols, rows }) => this.control({ type: "resize", cols, rows }));
@@ -53,6 +65,15 @@ export class TerminalTab {
     this.resizeObserver.observe(this.el);
     this.refit();
     this.connect();
+  }
+
+  leaveFocus(back) {
+    const all = [...document.querySelectorAll(
+      'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select, textarea, [tabindex]:not([tabindex="-1"])',
+    )].filter((el) => el.offsetParent !== null && !this.el.contains(el));
+    const follows = (el) => this.el.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING;
+    const target = back ? all.filter((el) => !follows(el)).pop() : all.find(follows) || all[0];
+    target?.focus();
   }
 
   tryWebgl() {
