@@ -144,3 +144,32 @@ def test_without_a_ready_machine_the_workspace_waits_then_opens_without_a_reload
     wait_for_line(page, "ready")
     expect(page.get_by_role("treeitem").first).to_be_visible()  # the file tree loaded too
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_leaving_the_page_with_unsaved_edits_asks_first(page, machine_attempt):
+    machine_attempt.run_as_expert("printf 'v1\\n' > draft.txt")
+    open_workspace(page, machine_attempt)
+    page.get_by_role("treeitem").get_by_role("button", name="draft.txt").click()
+    expect(page.get_by_role("status").filter(has_text="Opened draft.txt")).to_be_visible()
+    page.get_by_role("textbox", name="File content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("an hour of work")
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    page.evaluate("() => { window.__samePage = 1; setTimeout(() => location.reload(), 0); }")
+    deadline = time.monotonic() + 10
+    while not asked and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert asked == ["beforeunload"]
+    assert page.evaluate("() => window.__samePage") == 1  # the expert chose to stay: nothing lost
+    expect(page.get_by_role("textbox", name="File content")).to_contain_text("an hour of work")
+    page.keyboard.press("Control+S")
+    expect(page.get_by_role("status").filter(has_text="Saved draft.txt")).to_be_visible()
+    page.reload()  # saved: no question
+    assert asked == ["beforeunload"]
+    page.goto("about:blank")  # before the machine goes away under the page's requests

@@ -47,6 +47,7 @@ export function startCountdown(root) {
     if (typeof s.time_used === "number") timeUsed = s.time_used;
     root.dataset.state = state;
     if (state === "ended" && isExpert && surveyUrl) {
+      document.documentElement.dataset.attemptOver = "1"; // nothing is left to save
       window.location.assign(surveyUrl);
     }
     render();
@@ -99,7 +100,10 @@ export function startCountdown(root) {
       showWarning(ev.message);
       state = "ended";
       sync(); // the time used, from the server
-      if (isExpert && ev.survey_url) window.location.assign(ev.survey_url);
+      if (isExpert && ev.survey_url) {
+        document.documentElement.dataset.attemptOver = "1"; // nothing is left to save
+        window.location.assign(ev.survey_url);
+      }
     }
   });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) sync(); });

@@ -41,6 +41,13 @@ export class Editor {
     this.conflict.querySelector("[data-conflict-overwrite]").addEventListener("click", () => { this.conflict.hidden = true; this.save(true); });
     this.updateButtons();
     this.refresh();
+    // A reload, a closed tab or a pause would drop unsaved edits without a word: the browser
+    // asks first (not once the attempt is over and the page moves on to the survey).
+    window.addEventListener("beforeunload", (e) => {
+      if (!this.dirty || document.documentElement.dataset.attemptOver) return;
+      e.preventDefault();
+      e.returnValue = "";
+    });
   }
 
   newState(doc, path) {
