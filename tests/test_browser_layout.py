@@ -54,24 +54,3 @@ def test_the_workspace_score_log_fits_its_column(page, size):
                   "'Score #2: OK — Correct. count_primes(206001) took 106 ms.'")
     assert page.evaluate(OVERFLOW) == []
 
-
-def test_the_keyboard_can_leave_the_terminal_with_f6(page):
-    """Tab goes to the shell (completion), so without a way out the terminal would trap the
-    keyboard: F6 moves on to the next control, Shift+F6 back to the previous one."""
-    attempt = factories.attempt()
-    attempt_transition(attempt=attempt, to=State.PROVISIONING)
-    attempt = attempt_clock_start(attempt=attempt)
-    login(page, attempt.expert.username, factories.PASSWORD)
-    page.goto(f"/attempts/{attempt.pk}/")
-    page.locator(".term:visible").click()
-    in_terminal = "() => !!document.activeElement.closest('.term')"
-    assert page.evaluate(in_terminal)
-    page.keyboard.press("Tab")
-    assert page.evaluate(in_terminal), "Tab is the shell's"
-    page.keyboard.press("F6")
-    assert not page.evaluate(in_terminal)
-    assert page.evaluate("() => document.activeElement.tagName") in ("BUTTON", "A", "INPUT", "SELECT", "TEXTAREA", "CANVAS")
-    page.locator(".term:visible").click()
-    page.keyboard.press("Shift+F6")
-    assert not page.evaluate(in_terminal)
-    expect(page.get_by_role("button", name="New terminal")).to_be_focused()

@@ -173,3 +173,21 @@ def test_leaving_the_page_with_unsaved_edits_asks_first(page, machine_attempt):
     page.reload()  # saved: no question
     assert asked == ["beforeunload"]
     page.goto("about:blank")  # before the machine goes away under the page's requests
+
+
+def test_the_keyboard_can_leave_the_terminal_with_f6(page, machine_attempt):
+    """Tab goes to the shell (completion), so without a way out the terminal would trap the
+    keyboard: F6 moves on to the next control, Shift+F6 back to the previous one."""
+    open_workspace(page, machine_attempt)
+    in_terminal = "() => !!document.activeElement.closest('.term')"
+    assert page.evaluate(in_terminal)
+    page.keyboard.press("Tab")
+    assert page.evaluate(in_terminal), "Tab is the shell's"
+    page.keyboard.press("F6")
+    assert not page.evaluate(in_terminal)
+    assert page.evaluate("() => document.activeElement.tagName") in ("BUTTON", "A", "INPUT", "SELECT", "TEXTAREA")
+    page.locator(".term:visible").click()
+    page.keyboard.press("Shift+F6")
+    assert not page.evaluate(in_terminal)
+    expect(page.get_by_role("button", name="New terminal")).to_be_focused()
+    page.goto("about:blank")
