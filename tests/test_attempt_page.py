@@ -56,3 +56,15 @@ def test_each_survey_text_field_is_named_by_its_question(client):
     labels = re.findall(r'<label for="in-(\w+)" class="visually-hidden">([^<]*)</label>', html)
     assert labels and all(text not in ("", "Answer") for _, text in labels), labels
     assert ("score_matched_why", "Why, or why not?") in labels
+
+
+def test_a_finished_attempts_machine_card_says_the_machine_is_done_with(client):
+    attempt = factories.attempt()
+    attempt_transition(attempt=attempt, to=State.PROVISIONING)
+    attempt = attempt_clock_start(attempt=attempt)
+    attempt_end(attempt=attempt, reason=EndReason.EXPERT, actor=attempt.expert)
+    client.force_login(factories.user(superuser=True))
+    html = client.get(f"/attempts/{attempt.pk}/").content.decode()
+    card = html[html.index('id="machine-panel"'):]
+    card = card[:card.index("</section>")]
+    assert "The attempt has ended: its terminals are closed and its machine is no longer in use." in card
