@@ -206,11 +206,20 @@ async def measure(target: Target, args) -> dict:
         for _ in range(20):
             await asyncio.sleep(0.1)
             peak = max(peak, rss_bytes(pids))
+        # Ctrl-C to all at once, then wait: one at a time, the nine `yes` still running (with
+        # their tmux servers, all at nice 0 on 2 cores) starved this client for minutes, long
+        # enough for a server's keepalive ping to time out (seen for baseliner and its
+        # recording-off twin, on alternate runs).
+        marks = [m.mark() for m in many]
         for m in many:
-            since = m.mark()
-            await m.send(b"\x03")
+            with contextlib.suppress(Exception):
+                await m.send(b"\x03")
+
+        async def prompt_back(m, since):
             with contextlib.suppress(Exception):  # `yes` must not outlive the run (tmux keeps it)
                 await m.wait_for(PROMPT, since, 20)
+
+        await asyncio.gather(*(prompt_back(m, since) for m, since in zip(many, marks)))
         for m in many:
             await m.close()
         if target.__class__ is OpenSSH or target.__class__ is OpenSSHTmux:
