@@ -33,3 +33,14 @@ def test_export_filters_read_as_words(staff_client):
     assert "All valid attempts" in html
     assert "cohort Pilot · environment demo · since 2026-11-01 · invalid attempts included" in html
     assert "{&#x27;cohort&#x27;" not in html and "'include_invalid'" not in html
+
+
+def test_score_details_read_as_json_not_python(staff_client):
+    from tests.review_data import score
+
+    done = finished_attempt(hours=1)
+    score(done, 600, 1.5, message="ok", details={"time_ms": 4.25, "first_wrong_index": None, "note": "größer"})
+    html = staff_client.get(f"/review/attempts/{done.pk}/").content.decode()
+    assert "&quot;time_ms&quot;: 4.25" in html and "&quot;first_wrong_index&quot;: null" in html
+    assert "größer" in html
+    assert "&#x27;time_ms&#x27;" not in html and "None" not in html.split("Score log")[1].split("</table>")[0]
