@@ -254,18 +254,12 @@ class TerminalBridge:
         if self.pending_input + len(data) > MAX_PENDING_INPUT:
             return "Too much input is waiting to be sent to the machine; this paste was not sent."
         self.writer.input(data)
-        chan = self.chan
-        if (len(data) <= SMALL_INPUT and not self.pending_input and chan is not None and not chan.closed
-                and chan.send_ready()):
-            # A keystroke with nothing queued ahead of it: straight onto the channel, with no
-            # hop through the writer task (the SSH window has room, so paramiko does not wait).
-            try:
-                sent = chan.send(data)
-            except OSError:  # the channel died under us: the output pump reports it and closes
+        if not self.pending_input and self.chan is not None and not self.chan.closed:
+            # Nothing queued ahead of it: a keystroke goes straight onto the channel, with no
+            # hop through the writer task.
+            data = self._send_now(data)
+            if not data:
                 return None
-            if sent == len(data):
-                return None
-            data = data[sent:]
         for i in range(0, len(data), INPUT_CHUNK):
             chunk = data[i:i + INPUT_CHUNK]
             self.pending_input += len(chunk)
@@ -278,15 +272,21 @@ class TerminalBridge:
             chunk = await self.inq.get()
             if chan.closed:
                 return
-            if len(chunk) <= SMALL_INPUT and chan.send_ready():
-                # Keystrokes: straight onto the channel (the SSH window has room, so paramiko
-                # does not wait), for the lowest echo latency.
-                sent = chan.send(chunk)
-                if sent < len(chunk):
-                    await self._send_in_thread(chunk[sent:])
-            else:
-                await self._send_in_thread(chunk)
+            rest = self._send_now(chunk)
+            if rest:
+                await self._send_in_thread(rest)
             self.pending_input -= len(chunk)
+
+    def _send_now(self, data: bytes) -> bytes:
+        """Send keystrokes on the event loop when the SSH window has room (paramiko does not
+        wait then), for the lowest echo latency; returns what is left for ``_send_in_thread``
+        (all of a paste; nothing once the channel has died: the output pump reports that)."""
+        if len(data) > SMALL_INPUT or not self.chan.send_ready():
+            return data
+        try:
+            return data[self.chan.send(data):]
+        except OSError:
+            return b""
 
     async def _send_in_thread(self, data: bytes) -> None:
         """Pastes: sendall waits for the machine to read, so it runs off the event loop."""
