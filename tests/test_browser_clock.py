@@ -54,7 +54,9 @@ def assert_matches_server(page, attempt):
     for _ in range(3):
         shown = shown_seconds(page)
         server = clock.time_left(Attempt.objects.get(pk=attempt.pk))
-        assert abs(shown - server) <= 1.0, f"page shows {shown}s, server has {server:.2f}s left"
+        # The page shows whole seconds (up to 1 s of granularity) read a moment before the
+        # server's figure: 1.5 s covers both; a countdown off its server clock is off by more.
+        assert abs(shown - server) <= 1.5, f"page shows {shown}s, server has {server:.2f}s left"
         time.sleep(0.7)
 
 
