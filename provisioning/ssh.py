@@ -142,14 +142,22 @@ def run(client: paramiko.SSHClient, command: str, *, timeout: float = 60.0, stdi
     transport = client.get_transport()
     if transport is None or not transport.is_active():
         raise Unreachable("the SSH connection is closed")
-    chan = transport.open_session(timeout=10)
-    chan.exec_command(command)
-    if hasattr(stdin, "read"):  # a file: stream it in chunks (e.g. a tar of an environment)
-        while chunk := stdin.read(1 << 16):
-            chan.sendall(chunk)
-    elif stdin is not None:
-        chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
-    chan.shutdown_write()
+    try:
+        chan = transport.open_session(timeout=min(10.0, timeout))
+        chan.exec_command(command)
+        if hasattr(stdin, "read"):  # a file: stream it in chunks (e.g. a tar of an environment)
+            while chunk := stdin.read(1 << 16):
+                chan.sendall(chunk)
+        elif stdin is not None:
+            chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
+        chan.shutdown_write()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        # The machine went away between the check above and the command (its sshd was killed,
+        # the network dropped), or it stopped answering: one clear error, as for connect().
+        reason = str(exc) or type(exc).__name__
+        if not transport.is_active() or isinstance(exc, (EOFError, OSError)):
+            raise Unreachable(f"the SSH connection was lost: {reason}") from exc
+        raise SSHError(f"the machine did not start the command: {reason}") from exc
     out, err = bytearray(), bytearray()
     truncated = timed_out = False
 

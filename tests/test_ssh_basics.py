@@ -1,7 +1,9 @@
 """The shared SSH layer against a real OpenSSH server on loopback."""
 import getpass
 import os
+import time
 
+import psutil
 import pytest
 
 from provisioning import ssh
@@ -63,9 +65,60 @@ def test_stopping_sshd_ends_its_sessions(login, sshd):
     client = ssh.connect(**login)
     assert ssh.run(client, "true").ok
     sshd.stop()
-    with pytest.raises((ssh.Unreachable, Exception)):
+    with pytest.raises(ssh.Unreachable):
         ssh.run(client, "true", timeout=3)
     assert not sshd.is_running()
+
+
+def _session_processes(client, sshd) -> list[psutil.Process]:
+    """The sshd processes serving this client's connection (the privileged monitor and the
+    session process both hold its socket)."""
+    assert ssh.run(client, "true").ok  # the session is up: sshd's pre-authentication child is gone
+    local_port = client.get_transport().sock.getsockname()[1]
+    pids = {c.pid for c in psutil.net_connections("tcp")
+            if c.pid and c.laddr and c.laddr.port == sshd.port and c.raddr and c.raddr.port == local_port}
+    procs = []
+    for pid in pids:  # sshd's pre-authentication child may exit between the listing and here
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    return procs
+
+
+def _kill(procs):
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def test_a_machine_whose_session_dies_or_hangs_gives_a_clear_error(login, sshd):
+    # Killed under an open connection (what the clock guard does to the expert's sshd at the
+    # deadline): Unreachable, never paramiko's bare EOFError.
+    for _ in range(5):
+        client = ssh.connect(**login)
+        procs = _session_processes(client, sshd)
+        assert procs
+        _kill(procs)
+        with pytest.raises(ssh.Unreachable):
+            ssh.run(client, "true", timeout=3)
+        client.close()
+    # Frozen: the call is bounded by its timeout and says why.
+    client = ssh.connect(**login)
+    procs = _session_processes(client, sshd)
+    assert procs
+    for p in procs:
+        p.suspend()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ssh.SSHError, match="did not start the command|connection was lost"):
+            ssh.run(client, "true", timeout=2)
+        assert time.monotonic() - started < 5
+    finally:
+        _kill(procs)
+        client.close()
 
 
 def test_fingerprint_matches_ssh_keygen(sshd):

@@ -106,6 +106,6 @@ def run_as_expert(*, machine: MachineInfo, command: str, timeout: float = 20) ->
     client = _cached_client(machine)
     try:
         return ssh.run(client, command, timeout=timeout)
-    except (paramiko.SSHException, OSError, EOFError):
+    except ssh.Unreachable:  # the cached connection died under us: once more on a fresh one
         forget_client(machine)
         return ssh.run(_cached_client(machine), command, timeout=timeout)
