@@ -57,6 +57,8 @@ def survey_answer(attempt, answers: dict):
             {"id": "score_matched_expectations", "text": "Did the score match your expectations?", "type": "choice",
              "choices": ["yes", "partly", "no"]},
             {"id": "comments", "text": "Anything else?", "type": "text"},
+            {"id": "difficulty", "text": "How hard was the task?", "type": "likert",
+             "choices": ["Very easy", "Easy", "Moderate", "Hard", "Very hard"]},
         ]},
     )
     return SurveyResponse.objects.create(attempt=attempt, survey=survey, respondent=attempt.expert, answers=answers,

@@ -55,7 +55,7 @@ def planted_attempt():
     note = Note.objects.create(attempt=a, author=expert, text=(
         f"lr 3e-4 diverged on gpu-node-17.lab.internal\nexport OPENAI_API_KEY={API_KEY}\nask quentin.f@privatemail.example.org (Quentin)"))
     Note.objects.filter(pk=note.pk).update(created=a.started_at + timedelta(seconds=500))
-    survey_answer(a, {"score_matched_expectations": "yes",
+    survey_answer(a, {"score_matched_expectations": "yes", "difficulty": 4,
                       "comments": "Mail me: quentin.f@privatemail.example.org — Quentin Farnsworth"})
     prompt = f"\x1b[32m{UNIX_USER}@gpu-node-17\x1b[0m:~$ "
     typed = f"export OPENAI_API_KEY={API_KEY}"
@@ -121,8 +121,9 @@ def test_export_contains_none_of_the_planted_personal_data_and_keeps_the_command
     header = json.loads(text.splitlines()[0])
     assert header == {"version": 2, "width": 80, "height": 24}
     assert all(json.loads(line)[1] != "i" for line in text.splitlines()[1:]), "keyboard input is not exported"
-    survey = {r["question_id"]: r["answer"] for r in jsonl(files, "survey_answers")}
-    assert survey == {"score_matched_expectations": "yes", "comments": "Mail me: <email> — <name>"}
+    survey = {r["question_id"]: (r["answer"], r["answer_label"]) for r in jsonl(files, "survey_answers")}
+    assert survey == {"score_matched_expectations": ("yes", None), "comments": ("Mail me: <email> — <name>", None),
+                      "difficulty": ("4", "Hard")}
     entry = jsonl(files, "score_entries")[0]
     assert entry["message"] == "wrote /home/<user>/out.txt for <user>"
     assert entry["elapsed_seconds"] == 400 and entry["at_seconds"] == 400
@@ -156,7 +157,7 @@ def test_manifest_lists_every_file_with_a_hash_that_verifies():
     job = build()
     files = members(job)
     manifest = json.loads(files.pop("manifest.json"))
-    assert manifest["schema_version"] == "1.1"
+    assert manifest["schema_version"] == "1.2"
     assert set(manifest["files"]) == set(files)
     for name, meta in manifest["files"].items():
         assert hashlib.sha256(files[name]).hexdigest() == meta["sha256"], name

@@ -44,3 +44,13 @@ def test_score_details_read_as_json_not_python(staff_client):
     assert "&quot;time_ms&quot;: 4.25" in html and "&quot;first_wrong_index&quot;: null" in html
     assert "größer" in html
     assert "&#x27;time_ms&#x27;" not in html and "None" not in html.split("Score log")[1].split("</table>")[0]
+
+
+def test_a_scale_answer_reads_as_its_position_and_its_words(staff_client):
+    from tests.review_data import survey_answer
+
+    done = finished_attempt(hours=1)
+    survey_answer(done, {"difficulty": 2, "score_matched_expectations": "partly"})
+    html = staff_client.get(f"/review/attempts/{done.pk}/").content.decode()
+    survey = html.split('id="survey"')[1].split("</section>")[0]
+    assert "<dd>2 · Easy</dd>" in survey and "<dd>partly</dd>" in survey

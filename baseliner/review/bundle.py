@@ -45,6 +45,7 @@ from baseliner.catalog.models import Environment
 from baseliner.recording.models import CommandRecord
 from baseliner.scoring.models import ScoreEntry
 from baseliner.surveys.models import SurveyResponse
+from baseliner.surveys.services import survey_answer_label
 
 from . import casts
 from .analysis import best_so_far, entry_point, has_counting_entry
@@ -53,7 +54,7 @@ from .models import ExportJob
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.1"  # 1.1: notes table, attempts.scoring_returned_seconds, clock event "scoring"
+SCHEMA_VERSION = "1.2"  # 1.1: notes table, attempts.scoring_returned_seconds, clock event "scoring"; 1.2: survey_answers.answer_label
 ROW_GROUP = 5000
 
 S, F, I, B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
@@ -126,7 +127,8 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("survey", S, "Survey name"),
         ("survey_version", I, "Survey version"),
         ("question_id", S, "Question id (e.g. score_matched_expectations)"),
-        ("answer", S, "The answer; text answers scrubbed; lists and numbers as JSON text"),
+        ("answer", S, "The answer; text answers scrubbed; lists and numbers as JSON text; a scale answer is its position (1 = first option)"),
+        ("answer_label", S, "For a scale (likert) answer, the text of the chosen option (e.g. Easy); null otherwise"),
         ("submitted_at_seconds", F, "Wall-clock seconds from the attempt's start"),
     ],
     "environments": [
@@ -346,10 +348,13 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
         })
     response = SurveyResponse.objects.filter(attempt=attempt, submitted_at__isnull=False).select_related("survey").first()
     if response is not None and isinstance(response.answers, dict):
+        questions = {q.get("id"): q for q in (response.survey.questions or []) if isinstance(q, dict)}
         for question_id, value in response.answers.items():
+            label = survey_answer_label(questions.get(question_id), value)
             writers["survey_answers"].write({
                 "attempt_id": aid, "survey": response.survey.name, "survey_version": response.survey.version,
                 "question_id": scrub(str(question_id)), "answer": _answer_text(value, scrub),
+                "answer_label": scrub(label) if label is not None else None,
                 "submitted_at_seconds": _seconds(response.submitted_at, start),
             })
     n_recordings = 0

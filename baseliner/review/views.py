@@ -20,6 +20,7 @@ from baseliner.audit.models import AuditEvent
 from baseliner.catalog.models import Environment
 from baseliner.recording.models import CommandRecord
 from baseliner.scoring.models import ScoreEntry
+from baseliner.surveys.services import survey_answer_label
 
 from . import analysis, casts, services
 from .bundle import export_file
@@ -107,7 +108,9 @@ def attempt_review(request, attempt_id):
     if response is not None:
         questions = {q.get("id"): q for q in (response.survey.questions or []) if isinstance(q, dict)}
         for qid, answer in (response.answers or {}).items():
-            survey_rows.append({"id": qid, "text": questions.get(qid, {}).get("text", qid), "answer": answer})
+            label = survey_answer_label(questions.get(qid), answer)
+            survey_rows.append({"id": qid, "text": questions.get(qid, {}).get("text", qid),
+                                "answer": f"{answer} · {label}" if label else answer})
     started = attempt.started_at
     data = {
         "attempt": attempt.pk,

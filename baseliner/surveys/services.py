@@ -243,6 +243,17 @@ def survey_form_values(*, response: SurveyResponse | None) -> dict:
     return {k: str(v) for k, v in (response.answers or {}).items()}
 
 
+def survey_answer_label(question: dict | None, value) -> str | None:
+    """The text of a likert answer's option (``2`` -> "Easy"), for people reading answers in
+    review and in the export; None for other questions or a value outside the scale."""
+    if not isinstance(question, dict) or question.get("type") != "likert":
+        return None
+    choices = question.get("choices") or []
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= len(choices):
+        return None
+    return str(choices[value - 1])
+
+
 def survey_status(attempt: Attempt) -> str:
     """For lists: 'done', 'due', 'draft' or '' (no survey yet)."""
     if attempt.state == State.SURVEYED:
