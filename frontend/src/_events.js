@@ -1,4 +1,13 @@
 // A WebSocket that reconnects by itself with capped backoff, for /ws/attempts/<id>/events/.
+
+// How long a socket waits before its next try. A server that went away (1006: restarted,
+// crashed, network lost) is tried again every 1.5-2 s, with jitter so that a restarted
+// server's returning pages spread out; a refusal with a reason backs off to 10 s.
+const UNREACHABLE_RETRY_MS = 1500;
+export function reconnectDelay(code, delay) {
+  return code === 1006 ? Math.min(delay, UNREACHABLE_RETRY_MS) + Math.random() * 500 : delay;
+}
+
 export function connectAttemptEvents(attemptId, onEvent) {
   let delay = 500;
   let stopped = false;
@@ -19,7 +28,7 @@ export function connectAttemptEvents(attemptId, onEvent) {
     };
     ws.onclose = (e) => {
       if (stopped || e.code === 4403) return;
-      setTimeout(open, delay);
+      setTimeout(open, reconnectDelay(e.code, delay));
       delay = Math.min(delay * 2, 10000);
     };
   };

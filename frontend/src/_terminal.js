@@ -10,13 +10,13 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { WebglAddon } from "@xterm/addon-webgl";
 import "@xterm/xterm/css/xterm.css";
+import { reconnectDelay } from "./_events.js";
 
 const ACK_EVERY = 64 * 1024;
 // Small leftovers are acknowledged lazily: the server only pauses at 1 MB unacknowledged, so
 // a keystroke's echo needs no ack of its own (one less message per key for the server).
 const ACK_IDLE_MS = 500;
 const FINAL_CODES = new Set([4000, 4001, 4400, 4403, 4404]);
-const UNREACHABLE_RETRY_MS = 1500;
 
 export class TerminalTab {
   constructor({ attemptId, name, container, readOnly, onStatus }) {
@@ -135,8 +135,7 @@ export class TerminalTab {
       }
       this.lost = true;
       this.onStatus(this, "reconnecting");
-      // Jitter spreads a restarted server's returning terminals over half a second.
-      const wait = ev.code === 1006 ? Math.min(this.delay, UNREACHABLE_RETRY_MS) + Math.random() * 500 : this.delay;
+      const wait = reconnectDelay(ev.code, this.delay);
       setTimeout(() => { if (!this.stopped && !this.ws) this.connect(); }, wait);
       this.delay = Math.min(this.delay * 2, 10000);
     };
