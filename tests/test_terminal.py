@@ -41,7 +41,9 @@ class Term:
     def read_until(self, needle: bytes | str, timeout: float = 10.0) -> bytes:
         needle = needle.encode() if isinstance(needle, str) else needle
         deadline = time.monotonic() + timeout
-        while needle not in self.out:
+        # tmux may end a redrawn line with erase-to-end-of-line before its newline
+        # ("after-49\x1b[K\r\n" for "after-49\r\n"): what the screen shows is the same.
+        while needle not in self.out and needle not in self.out.replace(b"\x1b[K", b""):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"{needle!r} not seen; got {bytes(self.out[-1500:])!r}")
