@@ -116,10 +116,12 @@ def page(browser, live_url):
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    failed: list[str] = []  # which requests the "Failed to load resource" errors were
+    page.on("response", lambda r: failed.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
     page.console_errors = errors
     yield page
     context.close()
-    assert not errors, f"console errors in the page: {errors}"
+    assert not errors, f"console errors in the page: {errors}; failed requests: {failed}"
 
 
 @pytest.fixture

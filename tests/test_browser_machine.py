@@ -29,12 +29,15 @@ document.addEventListener("attempt-event", (e) => {
 
 @pytest.fixture
 def cleanup():
+    """Tears the test's machines down after the page has closed (a test lists it before
+    ``page``): a machine torn down under an open workspace makes its file API answer 503,
+    which the page would log as console errors."""
     yield
     base.get_provider.cache_clear()
     teardown_all()
 
 
-def test_the_expert_starts_the_demo_attempt_watches_progress_and_gets_a_ready_machine(page, worker, cleanup):
+def test_the_expert_starts_the_demo_attempt_watches_progress_and_gets_a_ready_machine(cleanup, page, worker):
     call_command("seed_demo", verbosity=0)
     page.add_init_script(RECORD_EVENTS)
     login(page, "expert", "expert-demo-pass")
