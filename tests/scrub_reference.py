@@ -6,13 +6,14 @@ this copy is the specification it is held to, so change it only together with an
 change of what the scrubber replaces.
 """
 from baseliner.review.anonymize import (
-    ANSI_RE, ASSIGNMENT_RE, BEARER_RE, EMAIL_RE, HOME_RE, HOSTNAME_RE, IPV4_RE, IPV6_RE, KEYWORD_HINTS,
+    ASSIGNMENT_RE, BEARER_RE, EMAIL_RE, HOME_RE, HOSTNAME_RE, IPV4_RE, IPV6_RE, KEYWORD_HINTS,
     OUR_SECRET_PATTERNS, PROMPT_RE, URL_CREDENTIALS_RE, Scrubber, _detect_secrets_plugins,
 )
 
 
 class ReferenceScrubber(Scrubber):
-    """``Scrubber`` with the pattern-by-pattern ``scrub`` of ac22ee6 (same constructor)."""
+    """``Scrubber`` with the pattern-by-pattern ``scrub`` of ac22ee6 (same constructor; its
+    ``scrub_terminal`` is Scrubber's, which calls this ``scrub``)."""
 
     def _secret_values(self, text: str):
         patterns, value_plugins = _detect_secrets_plugins()
@@ -62,12 +63,3 @@ class ReferenceScrubber(Scrubber):
         if self._names:
             text = self._names.sub("<name>", text)
         return text
-
-    def scrub_terminal(self, text: str) -> str:
-        scrubbed = self.scrub(text)
-        if "\x1b" not in text:
-            return scrubbed
-        plain = ANSI_RE.sub("", scrubbed)
-        if self.scrub(plain) != plain:
-            return self.scrub(ANSI_RE.sub("", text))
-        return scrubbed
