@@ -28,10 +28,10 @@ document.addEventListener("attempt-event", (e) => {
 
 
 @pytest.fixture
-def cleanup():
+def cleanup(transactional_db):
     """Tears the test's machines down after the page has closed (a test lists it before
     ``page``): a machine torn down under an open workspace makes its file API answer 503,
-    which the page would log as console errors."""
+    which the page would log as console errors. It needs the database until it is done."""
     yield
     base.get_provider.cache_clear()
     teardown_all()
