@@ -27,7 +27,9 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 log "checks: migrations and deploy settings"
-.venv/bin/python manage.py makemigrations --check --dry-run >/dev/null \
+# (on an in-memory SQLite: the check reads only the models and migration files, and the
+# PostgreSQL database named above need not exist before pytest creates its test database)
+DATABASE_URL=sqlite:///:memory: .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null \
   || { echo "models changed without a migration: run manage.py makemigrations" >&2; exit 1; }
 
 log "pytest"
