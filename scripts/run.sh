@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 1: install everything, then run baseliner on its embedded defaults:
-# SQLite in var/, a private Redis on a Unix socket that this script starts, a Celery worker
+# SQLite in var/, a private Redis on a free loopback port that this script starts, a Celery worker
 # with beat, and the ASGI server on http://127.0.0.1:${PORT:-8000}/. Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
