@@ -3,6 +3,7 @@ Many experts at once: N simulated experts typing at human speed through one cont
 
     sudo .venv/bin/python bench/concurrency.py --target webssh|baseliner [--n 10,50,100,200,400]
                                               [--duration 30] [--no-storm] [--workers W] [--json out.json]
+                                              [--webssh-tmux: webssh's shells in tmux, like baseliner's]
     sudo .venv/bin/python bench/concurrency.py --target paramiko|asyncssh|openssh --n 200 --no-storm
 
 The targets paramiko, asyncssh and openssh are the floor under any web terminal: the SSH
@@ -48,12 +49,21 @@ DONE = b"DONE-DONE"
 STALL = 5.0
 
 
+# With --webssh-tmux each bench user's login shell is a tmux session, as every baseliner
+# terminal is (and as LibraryLoad's are): the like-for-like comparison on the same machine load.
+TMUX_LOGIN = '[ -z "$TMUX" ] && exec tmux -u new-session -A -s bench\n. ~/.bashrc\n'
+
+
 class WebsshLoad:
     label = "webssh 1.6.3"
 
-    def __init__(self, host: BenchHost):
+    def __init__(self, host: BenchHost, tmux: bool = False):
         self.host = host
         self.server = WebsshServer(host, host.dir)
+        if tmux:
+            self.label = "webssh 1.6.3 (shells in tmux)"
+            for user in host.users:
+                Path(user.home, ".bash_profile").write_text(TMUX_LOGIN)
 
     def start(self):
         self.server.start()
@@ -365,7 +375,7 @@ async def main(args) -> None:
     rows = []
     with BenchHost(n_users=max(ns), big_mb=1) as host:
         if args.target == "webssh":
-            load_target = WebsshLoad(host)
+            load_target = WebsshLoad(host, tmux=args.webssh_tmux)
         elif args.target in ("paramiko", "asyncssh", "openssh"):
             load_target = LibraryLoad(host, args.target)
         else:
@@ -397,6 +407,7 @@ if __name__ == "__main__":
     p.add_argument("--profile", help="py-spy the server while the experts type; raw stacks go to PROFILE.<n>")
     p.add_argument("--profile-n", default="200", help="for these N only (comma-separated)")
     p.add_argument("--workers", type=int, default=1, help="baseliner: uvicorn worker processes")
+    p.add_argument("--webssh-tmux", action="store_true", help="webssh: each shell in a tmux session, as baseliner's are")
     p.add_argument("--json")
     args = p.parse_args()
     args.profile_n = [int(x) for x in args.profile_n.split(",")]
