@@ -83,7 +83,8 @@ class BaselinerApp:
         # One uvicorn process (or --workers), in its own session, its log beside the recordings.
         self.server = ServerProcess(
             self.port, self.var / "uvicorn.log", env=self.server_env, app="_asgi:application", app_dir=ROOT / "bench",
-            extra_args=["--no-access-log", *(["--workers", str(self.workers)] if self.workers > 1 else [])],
+            extra_args=["--no-access-log", *(["--workers", str(self.workers)] if self.workers > 1 else []),
+                        *os.environ.get("BENCH_UVICORN_ARGS", "").split()],  # e.g. "--ws wsproto", to compare
             new_session=True, start_timeout=60, poll_interval=0.05, stop_timeout=15)
         self.experts: list[dict] = []  # {"attempt_id", "sessionid", "terminal", "user"}
 
