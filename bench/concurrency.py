@@ -51,7 +51,8 @@ STALL = 5.0
 
 # With --webssh-tmux each bench user's login shell is a tmux session, as every baseliner
 # terminal is (and as LibraryLoad's are): the like-for-like comparison on the same machine load.
-TMUX_LOGIN = '[ -z "$TMUX" ] && exec tmux -u new-session -A -s bench\n. ~/.bashrc\n'
+TMUX_ATTACH = "tmux -u new-session -A -s bench"  # every bench session's tmux, whoever starts it
+TMUX_LOGIN = f'[ -z "$TMUX" ] && exec {TMUX_ATTACH}\n. ~/.bashrc\n'
 
 
 class WebsshLoad:
@@ -114,7 +115,7 @@ class LibraryLoad:
         pass
 
     async def connect(self, i: int):
-        s = self.cls(self.host, self.host.users[i], command="exec tmux -u new-session -A -s bench")
+        s = self.cls(self.host, self.host.users[i], command=f"exec {TMUX_ATTACH}")
         await s.open()
         return s
 

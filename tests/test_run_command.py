@@ -10,6 +10,7 @@ import pwd
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -140,13 +141,9 @@ def _in_group(p: psutil.Process, group: int) -> bool:
         return False
 
 
-TEARDOWN = ("from baseliner.machines.models import Lease\n"
-            "from baseliner.machines.services import lease_teardown\n"
-            "for lease in Lease.objects.filter(state__in=Lease.LIVE_STATES):\n"
-            "    lease_teardown(lease=lease, reason='test cleanup')\n")
-
-
 def _teardown_leases(env: dict) -> None:
-    """The app's own teardown of what the run command's database still holds."""
-    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "manage.py", "shell", "-c", TEARDOWN], cwd=ROOT, env=env,
-                   capture_output=True, timeout=120)
+    """The suite's own teardown (tests.machines_helpers.teardown_all) of what the run command's
+    database still holds."""
+    subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                    "from tests.machines_helpers import teardown_all; teardown_all()"],
+                   cwd=ROOT, env=env, capture_output=True, timeout=120)

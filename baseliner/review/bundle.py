@@ -45,7 +45,7 @@ from baseliner.catalog.models import Environment
 from baseliner.recording.models import CommandRecord
 from baseliner.scoring.models import ScoreEntry
 from baseliner.surveys.models import SurveyResponse
-from baseliner.surveys.services import survey_answer_label
+from baseliner.surveys.services import survey_answer_label, survey_questions_by_id
 
 from . import casts
 from .analysis import best_so_far, entry_point, has_counting_entry
@@ -348,7 +348,7 @@ def _write_attempt(attempt: Attempt, writers: dict, folder: Path, *, key: str | 
         })
     response = SurveyResponse.objects.filter(attempt=attempt, submitted_at__isnull=False).select_related("survey").first()
     if response is not None and isinstance(response.answers, dict):
-        questions = {q.get("id"): q for q in (response.survey.questions or []) if isinstance(q, dict)}
+        questions = survey_questions_by_id(response.survey)
         for question_id, value in response.answers.items():
             label = survey_answer_label(questions.get(question_id), value)
             writers["survey_answers"].write({

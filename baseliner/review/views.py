@@ -20,7 +20,7 @@ from baseliner.audit.models import AuditEvent
 from baseliner.catalog.models import Environment
 from baseliner.recording.models import CommandRecord
 from baseliner.scoring.models import ScoreEntry
-from baseliner.surveys.services import survey_answer_label
+from baseliner.surveys.services import survey_answer_label, survey_questions_by_id
 
 from . import analysis, casts, services
 from .bundle import export_file
@@ -106,7 +106,7 @@ def attempt_review(request, attempt_id):
     response = getattr(attempt, "survey_response", None) if hasattr(attempt, "survey_response") else None
     survey_rows = []
     if response is not None:
-        questions = {q.get("id"): q for q in (response.survey.questions or []) if isinstance(q, dict)}
+        questions = survey_questions_by_id(response.survey)
         for qid, answer in (response.answers or {}).items():
             label = survey_answer_label(questions.get(qid), answer)
             survey_rows.append({"id": qid, "text": questions.get(qid, {}).get("text", qid),

@@ -243,6 +243,11 @@ def survey_form_values(*, response: SurveyResponse | None) -> dict:
     return {k: str(v) for k, v in (response.answers or {}).items()}
 
 
+def survey_questions_by_id(survey) -> dict[str, dict]:
+    """A survey's question definitions by id (what review and the export read answers with)."""
+    return {q.get("id"): q for q in (survey.questions or []) if isinstance(q, dict)}
+
+
 def survey_answer_label(question: dict | None, value) -> str | None:
     """The text of a likert answer's option (``2`` -> "Easy"), for people reading answers in
     review and in the export; None for other questions or a value outside the scale."""
