@@ -17,8 +17,6 @@ import json
 import logging
 from urllib.parse import parse_qs
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.http import Http404
 
 from baseliner.attempts import clock
@@ -31,6 +29,7 @@ from baseliner.web.events import attempt_group
 from provisioning.ssh import SSHError
 
 from .bridge import NAME_RE, TerminalBridge, clamp_size
+from .dispatch import DirectDispatchConsumer
 from .machine import NoMachine, machine_info
 from .offload import db
 
@@ -82,24 +81,13 @@ def _deadline_of(attempt_id):
     return Attempt.objects.filter(pk=attempt_id).values_list("deadline_at", flat=True).first()
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(DirectDispatchConsumer):
     bridge: TerminalBridge | None = None
     group: str | None = None
     # The attempt's deadline as last known (from connect, then from "clock" events): every
     # message is checked against it without a database query, and only a message at or past
     # it asks the database (which ends an overdue attempt).
     deadline = None
-
-    async def dispatch(self, message):
-        # Channels' own dispatch first runs close_old_connections through sync_to_async, i.e.
-        # a round trip to the process's one shared sync thread for *every* keystroke and ack:
-        # with many experts typing, all their frames queued on that thread. This consumer
-        # touches the database only through offload.db, which closes stale connections in its
-        # own thread, so frames go straight to their handler.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
