@@ -1,7 +1,7 @@
 """
 One terminal, each contender, same run, same loopback sshd: baseliner against the peers.
 
-    sudo .venv/bin/python bench/peers.py [--targets openssh,openssh-tmux,paramiko,webssh,baseliner,baseliner-norec]
+    sudo .venv/bin/python bench/peers.py [--targets openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec]
                                         [--big-mb 200] [--echo 300] [--sessions 10] [--json out.json]
 
 Per contender: time to first prompt on connect and on reconnect, keystroke echo round trip
@@ -11,7 +11,8 @@ bridge process (the `ssh` client, this process for paramiko, webssh's tornado, b
 uvicorn) and of the sshd sessions, and memory per idle and per busy session of the bridge.
 
 "openssh-tmux" is the direct client attached to a tmux session, as baseliner's terminals are
-(each baseliner terminal is a tmux session on the machine): it is the like-for-like floor.
+(each baseliner terminal is a tmux session on the machine): it is the like-for-like floor;
+"paramiko-tmux" is the same through paramiko (baseliner's SSH library) read on an event loop.
 """
 from __future__ import annotations
 
@@ -86,6 +87,17 @@ class Paramiko(Target):
         return s
 
 
+class ParamikoTmux(Target):
+    label = "direct paramiko + tmux"
+    tmux = True
+
+    async def session(self, i=0, *, name=None):
+        cmd = f"exec tmux -u new-session -A -s {name or 'bench'}"
+        s = ParamikoSession(self.host, self.host.users[i % len(self.host.users)], command=cmd)
+        await s.open()
+        return s
+
+
 class Webssh(Target):
     label = "webssh 1.6.3"
 
@@ -113,7 +125,8 @@ def baseliner_target(key: str):
     return BaselinerTarget
 
 
-TARGETS = {"openssh": OpenSSH, "openssh-tmux": OpenSSHTmux, "paramiko": Paramiko, "webssh": Webssh,
+TARGETS = {"openssh": OpenSSH, "openssh-tmux": OpenSSHTmux, "paramiko": Paramiko, "paramiko-tmux": ParamikoTmux,
+           "webssh": Webssh,
            "baseliner": None, "baseliner-norec": None}
 
 
@@ -273,7 +286,7 @@ async def main(args) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", default="openssh,openssh-tmux,paramiko,webssh,baseliner,baseliner-norec")
+    p.add_argument("--targets", default="openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec")
     p.add_argument("--big-mb", type=int, default=200)
     p.add_argument("--echo", type=int, default=300, help="keystrokes for the echo figure")
     p.add_argument("--reconnects", type=int, default=3)

@@ -3,8 +3,11 @@
 The floor under any web terminal's echo: one WebSocket round trip through uvicorn on this
 machine, with nothing behind it (a bare ASGI app that sends each frame back). A web terminal's
 keystroke echo is at least this plus the SSH round trip (bench/peers.py: direct SSH).
+Then the same echo through a Channels consumer (Redis channel layer, as baseliner runs), once
+with Channels' stock message loop and once with baseliner's ``DirectDispatchConsumer`` (what the
+terminal socket uses): the cost the consumer framework adds to every keystroke.
 
-    .venv/bin/python bench/ws_floor.py [--keys 1000]
+    .venv/bin/python bench/ws_floor.py [--keys 1000] [--rounds 2]
 
 Same server stack as baseliner (uvicorn with uvloop and httptools, its default WebSocket
 implementation, one process) and the same client as the other benchmarks (``websockets``
@@ -40,11 +43,55 @@ async def app(scope, receive, send):
         await send({"type": "websocket.send", "bytes": m.get("bytes") or (m.get("text") or "").encode()})
 '''
 
+CHANNELS_APP = '''
+import os
+import django
+from django.conf import settings
 
-async def measure(port: int, keys: int) -> list[float]:
+settings.configure(CHANNEL_LAYERS={"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                               "CONFIG": {"hosts": [{"address": os.environ["BENCH_REDIS_URL"], "socket_timeout": 30,
+                                                                     "socket_connect_timeout": 5}]}}})  # as baseliner/settings.py
+django.setup()
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from baseliner.workspace.dispatch import DirectDispatchConsumer
+
+
+class Stock(AsyncWebsocketConsumer):
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(bytes_data=bytes_data)
+
+
+class StockNoDbClose(Stock):
+    # Channels' loop with a dispatch that skips close_old_connections (baseliner's terminal
+    # consumer before DirectDispatchConsumer)
+    async def dispatch(self, message):
+        await getattr(self, message["type"].replace(".", "_"))(message)
+
+
+class Direct(DirectDispatchConsumer):
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(bytes_data=bytes_data)
+
+
+APPS = {"/stock": Stock.as_asgi(), "/stock-nodb": StockNoDbClose.as_asgi(), "/direct": Direct.as_asgi()}
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "websocket":
+        await APPS[scope["path"]](scope, receive, send)
+'''
+
+ROWS = [("echo_app", "/", "WebSocket round trip through uvicorn, nothing behind it"),
+        ("channels_app", "/stock", "... through a Channels consumer, Channels' stock message loop"),
+        ("channels_app", "/stock-nodb", "... Channels' stock loop, dispatch without close_old_connections"),
+        ("channels_app", "/direct", "... through a Channels consumer, baseliner's DirectDispatchConsumer")]
+
+
+async def measure(port: int, path: str, keys: int) -> list[float]:
     import websockets
 
-    async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}{path}") as ws:
         for _ in range(50):  # warm up
             await ws.send(b"a")
             await ws.recv()
@@ -61,25 +108,35 @@ async def measure(port: int, keys: int) -> list[float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=2, help="each row this many times, interleaved")
     args = p.parse_args()
     print("machine:", json.dumps(machine_facts()))
     print("command:", command_line())
+    import os
+    import uvloop
+
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "echo_app.py").write_text(ECHO_APP)
-        port = free_port()
-        server = ListeningProcess([sys.executable, "-m", "uvicorn", "echo_app:app", "--app-dir", tmp, "--host", "127.0.0.1",
-                                   "--port", str(port), "--log-level", "warning"], port, Path(tmp, "log"))
-        server.start()
-        try:
-            import uvloop
-
-            rtts = uvloop.run(measure(port, args.keys))
-        finally:
-            server.stop()
+        Path(tmp, "channels_app.py").write_text(CHANNELS_APP)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
+        for module, path, label in ROWS * args.rounds:
+            port = free_port()
+            server = ListeningProcess([sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", tmp, "--host", "127.0.0.1",
+                                       "--port", str(port), "--log-level", "warning"], port, Path(tmp, "log"), env=lambda: env)
+            server.start()
+            try:
+                rtts = uvloop.run(measure(port, path, args.keys))
+            except Exception:
+                print(Path(tmp, "log").read_text()[-3000:])
+                raise
+            finally:
+                server.stop()
+            results.append((label, rtts, load()))
     print("| path | echo p50 ms | echo p99 ms | load |")
     print("|---|---|---|---|")
-    print(f"| WebSocket round trip through uvicorn, nothing behind it | {pct(rtts, 50) * 1000:.2f} | {pct(rtts, 99) * 1000:.2f} | {load()} |")
-
+    for label, rtts, at in results:
+        print(f"| {label} | {pct(rtts, 50) * 1000:.3f} | {pct(rtts, 99) * 1000:.3f} | {at} |")
 
 if __name__ == "__main__":
     main()
