@@ -599,7 +599,9 @@ class BaselinerSession(Session):
         import websockets
 
         url = f"ws://127.0.0.1:{self.port}/ws/attempts/{self.attempt_id}/terminals/{self.terminal}/?cols=80&rows=24"
-        self.ws = await websockets.connect(url, origin=f"http://127.0.0.1:{self.port}", max_size=None, compression=None,
+        # BENCH_WS_DEFLATE=1 negotiates permessage-deflate, as Chromium does with baseliner's uvicorn.
+        compression = "deflate" if os.environ.get("BENCH_WS_DEFLATE") == "1" else None
+        self.ws = await websockets.connect(url, origin=f"http://127.0.0.1:{self.port}", max_size=None, compression=compression,
                                            additional_headers={"Cookie": f"sessionid={self.sessionid}"},
                                            ping_interval=None, open_timeout=60)
         self.reader = asyncio.create_task(self._read())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -91,7 +92,9 @@ ROWS = [("echo_app", "/", "WebSocket round trip through uvicorn, nothing behind 
 async def measure(port: int, path: str, keys: int) -> list[float]:
     import websockets
 
-    async with websockets.connect(f"ws://127.0.0.1:{port}{path}") as ws:
+    # No permessage-deflate, as the other benchmarks' clients (BENCH_WS_DEFLATE=1: offer it, as Chromium does).
+    compression = "deflate" if os.environ.get("BENCH_WS_DEFLATE") == "1" else None
+    async with websockets.connect(f"ws://127.0.0.1:{port}{path}", compression=compression) as ws:
         for _ in range(50):  # warm up
             await ws.send(b"a")
             await ws.recv()
@@ -112,7 +115,6 @@ def main() -> None:
     args = p.parse_args()
     print("machine:", json.dumps(machine_facts()))
     print("command:", command_line())
-    import os
     import uvloop
 
     results = []
