@@ -70,10 +70,11 @@ class OpenSSH(Target):
 class OpenSSHTmux(Target):
     label = "direct OpenSSH + tmux"
     tmux = True
+    session_cls = OpenSSHSession
 
     async def session(self, i=0, *, name=None):
         cmd = f"exec tmux -u new-session -A -s {name or 'bench'}"
-        s = OpenSSHSession(self.host, self.host.users[i % len(self.host.users)], command=cmd)
+        s = self.session_cls(self.host, self.host.users[i % len(self.host.users)], command=cmd)
         await s.open()
         return s
 
@@ -87,15 +88,9 @@ class Paramiko(Target):
         return s
 
 
-class ParamikoTmux(Target):
+class ParamikoTmux(OpenSSHTmux):
     label = "direct paramiko + tmux"
-    tmux = True
-
-    async def session(self, i=0, *, name=None):
-        cmd = f"exec tmux -u new-session -A -s {name or 'bench'}"
-        s = ParamikoSession(self.host, self.host.users[i % len(self.host.users)], command=cmd)
-        await s.open()
-        return s
+    session_cls = ParamikoSession
 
 
 class Webssh(Target):
