@@ -84,6 +84,36 @@ class _Transport(paramiko.Transport):
     _active_check_timeout = 1.0
 
 
+def _open_socket(address: str, port: int, timeout: float) -> socket.socket:
+    """TCP to the machine with Nagle's algorithm off, as OpenSSH's own client has it for a
+    terminal. paramiko leaves it on, and then wherever it sends twice before it reads (several
+    steps of every login; a keystroke right behind a window adjust) the second packet waits
+    for the server's delayed ACK, 40 ms on Linux (bench/RESULTS.md, "Nagle")."""
+    sock = socket.create_connection((address, port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _connect_error(exc: BaseException, *, address: str, port: int, username: str, host_key: str) -> BaseException:
+    """What a failed login raises: ours, with a reason fit for staff (anything else unchanged)."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyMismatch(
+            f"host key of {address}:{port} changed: expected {fingerprint(host_key)}, got "
+            f"{fingerprint(exc.key.get_name() + ' ' + exc.key.get_base64())}"
+        )
+    if isinstance(exc, paramiko.SSHException):
+        if "not found in known_hosts" in str(exc) or "Server" in str(exc) and "not found" in str(exc):
+            return HostKeyMismatch(f"host key of {address}:{port} does not match the pinned key ({exc})")
+        return SSHError(f"SSH to {username}@{address}:{port} failed: {exc}")
+    if isinstance(exc, (OSError, EOFError)):  # socket.timeout is an OSError
+        return Unreachable(f"cannot reach {address}:{port}: {exc}")
+    return exc
+
+
 def connect(*, address: str, port: int, username: str, private_key: str, host_key: str, timeout: float = 10.0,
             keepalive: int = 15) -> paramiko.SSHClient:
     """A connected client whose server key matched ``host_key``; raises HostKeyMismatch,
@@ -94,26 +124,23 @@ def connect(*, address: str, port: int, username: str, private_key: str, host_ke
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     pinned = parse_host_key(host_key)
     client.get_host_keys().add(_known_name(address, port), pinned.get_name(), pinned)
+    pkey = load_private_key(private_key)
+    sock = None
     try:
+        sock = _open_socket(address, port, timeout)
         client.connect(
-            address, port=port, username=username, pkey=load_private_key(private_key), timeout=timeout,
+            address, port=port, username=username, pkey=pkey, timeout=timeout, sock=sock,
             banner_timeout=timeout, auth_timeout=timeout, allow_agent=False, look_for_keys=False,
             disabled_algorithms={"keys": []}, transport_factory=_Transport,
         )
-    except paramiko.BadHostKeyException as exc:
+    except BaseException as exc:
         client.close()
-        raise HostKeyMismatch(
-            f"host key of {address}:{port} changed: expected {fingerprint(host_key)}, got "
-            f"{fingerprint(exc.key.get_name() + ' ' + exc.key.get_base64())}"
-        ) from exc
-    except paramiko.SSHException as exc:
-        client.close()
-        if "not found in known_hosts" in str(exc) or "Server" in str(exc) and "not found" in str(exc):
-            raise HostKeyMismatch(f"host key of {address}:{port} does not match the pinned key ({exc})") from exc
-        raise SSHError(f"SSH to {username}@{address}:{port} failed: {exc}") from exc
-    except (OSError, socket.timeout, EOFError) as exc:
-        client.close()
-        raise Unreachable(f"cannot reach {address}:{port}: {exc}") from exc
+        if sock is not None:
+            sock.close()  # paramiko closes it with its transport, but not when it failed before one
+        error = _connect_error(exc, address=address, port=port, username=username, host_key=host_key)
+        if error is exc:
+            raise
+        raise error from exc
     transport = client.get_transport()
     if transport is not None and keepalive:
         transport.set_keepalive(keepalive)

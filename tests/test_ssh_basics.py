@@ -134,3 +134,17 @@ def test_root_may_log_in_with_a_key(sshd):
     sshd.authorize("root", pub)
     client = ssh.connect(address="127.0.0.1", port=sshd.port, username="root", private_key=pem, host_key=sshd.host_key)
     assert ssh.run(client, "id -u").stdout.strip() == "0"
+
+
+def test_connections_send_without_nagle_delay(login):
+    # Nagle left on makes every login wait ~40 ms for delayed ACKs, and a keystroke sent
+    # right behind a window adjust wait the same (bench/RESULTS.md, "Nagle").
+    import socket
+
+    client = ssh.connect(**login)
+    try:
+        sock = client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert ssh.run(client, "echo ok").stdout == "ok\n"
+    finally:
+        client.close()
