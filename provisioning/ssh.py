@@ -84,18 +84,46 @@ class _Transport(paramiko.Transport):
     _active_check_timeout = 1.0
 
 
+class _Socket(socket.socket):
+    """The TCP socket under every connection to a machine, tuned for a conversation of small
+    messages (bench/RESULTS.md, "Nagle and delayed ACKs"):
+
+    - Nagle's algorithm off (``TCP_NODELAY``), as OpenSSH's client has it for a terminal:
+      paramiko leaves it on, and then wherever it sends twice before it reads (several steps
+      of every login; a keystroke right behind a window adjust) the second packet waits for
+      the server's delayed ACK, 40 ms on Linux;
+    - what arrives acknowledged at once (``TCP_QUICKACK``, re-armed before every read: Linux
+      drops it by itself): after a login sshd sends small messages that need no answer
+      (``hostkeys-00``, its debug lines), and until the server sets Nagle off itself, which
+      it does only for a terminal, its next reply (the session channel's confirmation, a
+      command's exit status) waits for our ACK.
+
+    Together they take a login plus one command from about 150 ms to 45 ms here."""
+
+    _quickack = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+    def recv(self, bufsize, flags=0):
+        if self._quickack is not None:
+            try:
+                self.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
+            except OSError:  # a closed socket: the recv below says so
+                pass
+        return super().recv(bufsize, flags)
+
+
 def _open_socket(address: str, port: int, timeout: float) -> socket.socket:
-    """TCP to the machine with Nagle's algorithm off, as OpenSSH's own client has it for a
-    terminal. paramiko leaves it on, and then wherever it sends twice before it reads (several
-    steps of every login; a keystroke right behind a window adjust) the second packet waits
-    for the server's delayed ACK, 40 ms on Linux (bench/RESULTS.md, "Nagle")."""
-    sock = socket.create_connection((address, port), timeout=timeout)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    error: OSError | None = None
+    for family, type_, proto, _, addr in socket.getaddrinfo(address, port, type=socket.SOCK_STREAM):
+        sock = _Socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.connect(addr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"no address for {address}")
 
 
 def _connect_error(exc: BaseException, *, address: str, port: int, username: str, host_key: str) -> BaseException:

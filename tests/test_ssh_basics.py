@@ -136,15 +136,24 @@ def test_root_may_log_in_with_a_key(sshd):
     assert ssh.run(client, "id -u").stdout.strip() == "0"
 
 
-def test_connections_send_without_nagle_delay(login):
-    # Nagle left on makes every login wait ~40 ms for delayed ACKs, and a keystroke sent
-    # right behind a window adjust wait the same (bench/RESULTS.md, "Nagle").
+
+def test_connections_send_and_acknowledge_without_delay(login):
+    # With Nagle on, or with the server's small unanswered messages left to the delayed-ACK
+    # timer, a login plus one command waits ~100 ms on timers (bench/RESULTS.md, "Nagle").
     import socket
 
     client = ssh.connect(**login)
     try:
-        sock = client.get_transport().sock
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert client.get_transport().sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         assert ssh.run(client, "echo ok").stdout == "ok\n"
     finally:
         client.close()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        sock = ssh._open_socket("127.0.0.1", server.getsockname()[1], 5)
+        peer, _ = server.accept()
+        with sock, peer:
+            for _ in range(20):  # every read re-arms the immediate ACK (Linux clears it itself)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+                peer.sendall(b"hostkeys-00")
+                assert sock.recv(100) == b"hostkeys-00"
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) != 0
