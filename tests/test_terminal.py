@@ -149,6 +149,29 @@ def test_a_reconnect_reattaches_the_same_shell(live_url, machine_attempt):
     assert Recording.objects.filter(attempt=machine_attempt.attempt, terminal="main").count() == 2
 
 
+
+def test_a_machine_that_does_not_answer_closes_the_terminal_with_why_and_records_nothing(live_url, machine_attempt):
+    from baseliner.devtools.processes import free_port
+
+    m = machine_attempt
+    real_port = m.lease.port
+    type(m.lease).objects.filter(pk=m.lease.pk).update(port=free_port())  # nothing listens there
+    t = open_term(live_url, m)
+    closed = t.control_message("closed")
+    assert closed["code"] == 4502 and "not answering" in closed["message"]
+    assert t.close_code()[0] == 4502
+    # The page was shown nothing, so review lists no recording for this try.
+    assert not Recording.objects.filter(attempt=m.attempt).exists()
+    type(m.lease).objects.filter(pk=m.lease.pk).update(port=real_port)
+    t = open_term(live_url, m)
+    assert t.control_message("ready")
+    t.send("echo back''again\r")
+    t.read_until("backagain")
+    t.close()
+    recording = wait_for(lambda: Recording.objects.filter(attempt=m.attempt, ended_at__isnull=False).first())
+    assert Recording.objects.filter(attempt=m.attempt).count() == 1 and recording.bytes_out > 0
+
+
 def test_another_expert_and_anonymous_users_are_refused(live_url, machine_attempt):
     path = f"/ws/attempts/{machine_attempt.attempt.pk}/terminals/main/"
     with pytest.raises(InvalidStatus) as refused:

@@ -47,6 +47,14 @@ def recording_close(*, recording_id: int, writer: AsciicastWriter) -> None:
         recording_write_state(recording_id=recording_id, error=None)  # it worked again at the end
 
 
+def recording_discard(*, recording_id: int, writer: AsciicastWriter) -> None:
+    """A recording of a connection that never reached the machine (no output, no input):
+    removed, so review lists only connections that showed something."""
+    writer.close()
+    writer.path.unlink(missing_ok=True)
+    Recording.objects.filter(pk=recording_id).delete()
+
+
 def recording_write_state(*, recording_id: int, error: str | None) -> None:
     """The bridge reports that the disk started (``error``) or stopped (None) refusing this
     recording's writes. The terminal itself keeps working either way; staff are alerted

@@ -116,12 +116,25 @@ class TerminalBridge:
         return client, chan
 
     async def start(self) -> None:
-        self.client, self.chan = await asyncio.wait_for(in_ssh_pool(self._open), CONNECT_TIMEOUT)
-        self.fd = self.chan.fileno()
-        self.recording, self.writer = await db(recording_services.recording_open)(
-            attempt_id=self.attempt_id, terminal=self.terminal, width=self.cols, height=self.rows,
-            reader=self.user, read_only=self.read_only,
+        # The SSH login and the recording's row are independent: both at once (a connect or
+        # a reload waits for the slower, not the sum). Nothing is read from the machine
+        # before both are there, so the recording still holds every byte the page is sent.
+        opened, recording = await asyncio.gather(
+            asyncio.wait_for(in_ssh_pool(self._open), CONNECT_TIMEOUT),
+            db(recording_services.recording_open)(
+                attempt_id=self.attempt_id, terminal=self.terminal, width=self.cols, height=self.rows,
+                reader=self.user, read_only=self.read_only,
+            ),
+            return_exceptions=True,
         )
+        if not isinstance(opened, BaseException):
+            self.client, self.chan = opened
+        if not isinstance(recording, BaseException):
+            self.recording, self.writer = recording
+        for result in (opened, recording):
+            if isinstance(result, BaseException):
+                raise result  # the caller's stop() closes what did open
+        self.fd = self.chan.fileno()
         self.tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._flusher())]
         if not self.read_only:
             self.tasks.append(asyncio.create_task(self._input_writer()))
@@ -147,7 +160,10 @@ class TerminalBridge:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self.writer is not None:
-            await db(recording_services.recording_close)(recording_id=self.recording.pk, writer=self.writer)
+            if self.tasks:
+                await db(recording_services.recording_close)(recording_id=self.recording.pk, writer=self.writer)
+            else:  # the machine never answered: nothing was shown, so there is nothing to keep
+                await db(recording_services.recording_discard)(recording_id=self.recording.pk, writer=self.writer)
 
     @staticmethod
     def _close_ssh(chan, client) -> None:

@@ -51,9 +51,11 @@ class Refused(Exception):
 
 @db
 def authorize_terminal(*, user, attempt_id, terminal: str, takeover: bool):
-    """(machine, read_only) for a terminal this user may open now; raises Http404 when the
-    attempt is not theirs to see, Refused with a message otherwise."""
-    attempt = attempt_for_user(user=user, attempt_id=attempt_id)
+    """(machine, read_only, deadline) for a terminal this user may open now; raises Http404
+    when the attempt is not theirs to see, Refused with a message otherwise."""
+    # The attempt's own row only: a terminal needs none of its environment (instructions,
+    # manifest) or assignment, and every connect and reload waits on this query.
+    attempt = attempt_for_user(user=user, attempt_id=attempt_id, queryset=Attempt.objects.all())
     if attempt.expert_id == user.pk:
         read_only = False
     elif is_reviewer(user):
@@ -73,7 +75,7 @@ def authorize_terminal(*, user, attempt_id, terminal: str, takeover: bool):
         raise Refused(4502, str(exc)) from None
     if not read_only and attempt.expert_id != user.pk:
         audit_record(action="terminal.takeover", actor=user, attempt=attempt, data={"terminal": terminal})
-    return machine, read_only
+    return machine, read_only, attempt.deadline_at
 
 
 @db
@@ -95,7 +97,7 @@ class TerminalConsumer(DirectDispatchConsumer):
         query = {k: v[-1] for k, v in parse_qs(self.scope.get("query_string", b"").decode()).items()}
         user = self.scope.get("user")
         try:
-            machine, read_only = await authorize_terminal(user=user, attempt_id=self.attempt_id, terminal=self.terminal,
+            machine, read_only, self.deadline = await authorize_terminal(user=user, attempt_id=self.attempt_id, terminal=self.terminal,
                                                           takeover=query.get("takeover") == "1")
             if not NAME_RE.fullmatch(self.terminal):
                 raise Refused(4400, "A terminal name is 1-32 letters, digits, '-' or '_'.")
@@ -110,7 +112,6 @@ class TerminalConsumer(DirectDispatchConsumer):
             await self.accept()  # accepted only to say why, then closed
             return await self._close_with(exc.code, exc.message)
         await self.accept()
-        self.deadline = await _deadline_of(self.attempt_id)
         self.group = attempt_group(self.attempt_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.bridge = TerminalBridge(
