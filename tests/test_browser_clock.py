@@ -154,6 +154,10 @@ def test_a_finished_attempt_shows_the_time_used_and_a_pause_relabels_the_open_pa
     expect(page.get_by_role("timer", name="Paused — time left")).to_have_text(re.compile(r"^7:5[56]:\d\d$"))
     in_thread(lambda: attempt_end(attempt=Attempt.objects.get(pk=attempt.pk), reason=EndReason.STAFF, actor=staff,
                                   detail="done"))
+    # The expert is sent on to the survey; closing the tab while that navigation is still
+    # under way can leave Chromium's close waiting for good, so the test lets it land first.
+    expect(page).to_have_url(re.compile(rf"/attempts/{attempt.pk}/survey/$"))
+    page.wait_for_load_state("load")
     # A reviewer (and the expert, before the survey) sees how long it took, not the time that was left.
     staff_page = page.context.new_page()
     # The paused, then ended workspace's own requests answer 409 while it catches up: expected.
