@@ -157,3 +157,33 @@ def test_connections_send_and_acknowledge_without_delay(login):
                 peer.sendall(b"hostkeys-00")
                 assert sock.recv(100) == b"hostkeys-00"
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) != 0
+        # A terminal's connection stops asking (sshd has Nagle off for a pty itself; the extra
+        # ACKs doubled the echo p99 with 200 experts). Linux itself acknowledges every second
+        # small segment at once and leaves delayed-ACK mode then, so about half the reads find
+        # it on (20 of 20 while reads re-arm it, above).
+        sock = ssh._open_socket("127.0.0.1", server.getsockname()[1], 5)
+        peer, _ = server.accept()
+        with sock, peer:
+            sock.stop_quick_acks()
+            still_delayed = 0
+            for _ in range(20):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+                peer.sendall(b"x")
+                assert sock.recv(100) == b"x"
+                still_delayed += sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 0
+            assert still_delayed >= 8
+
+
+def test_a_terminal_connection_stops_quick_acks(login):
+    # What the terminal bridge calls once its shell is open must reach paramiko's socket.
+    client = ssh.connect(**login)
+    try:
+        assert client.get_transport().sock._quickack is not None
+        chan = client.get_transport().open_session(timeout=5)
+        chan.get_pty()
+        chan.exec_command("echo ok")
+        ssh.interactive(client)
+        assert client.get_transport().sock._quickack is None
+        assert chan.recv(100).strip() == b"ok"
+    finally:
+        client.close()

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from baseliner.attempts import clock
 from baseliner.recording import services as recording_services
 from baseliner.recording.shell import CommandEnd, CommandStart, MarkerParser
+from provisioning import ssh
 
 from .machine import MachineInfo, expert_client
 from .offload import db, in_ssh_pool
@@ -110,6 +111,7 @@ class TerminalBridge:
             chan.set_combine_stderr(True)
             chan.exec_command(tmux_command(machine=self.machine, name=self.terminal, read_only=self.read_only))
             chan.fileno()  # create the pipe now, in this thread
+            ssh.interactive(client)
         except Exception:
             client.close()
             raise
