@@ -12,6 +12,7 @@ bash bench/setup_peers.sh >/dev/null
 run() { local name=$1; shift; echo "== $name: $* ($(date -u +%H:%M:%S), $(cut -d' ' -f1-3 /proc/loadavg))"; timeout 900 "$PY" "$@" >"$OUT/$name.log" 2>&1; echo "   exit $? ($(date -u +%H:%M:%S))"; grep '^|' "$OUT/$name.log"; }
 run peers bench/peers.py --targets ${PEERS:-openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec} --json "$OUT/peers.json"
 run ws-floor bench/ws_floor.py
+run ssh-connect bench/ssh_connect.py
 # The floor under any web terminal at N=200: the SSH library alone (paramiko, asyncssh) or one
 # OpenSSH client per expert, on the same sshd + tmux sessions, typed at the same way.
 for lib in openssh paramiko asyncssh; do
