@@ -116,6 +116,11 @@ class _Socket(socket.socket):
     def stop_quick_acks(self) -> None:
         self._quickack = None
 
+    @property
+    def quick_acks(self) -> bool:
+        """Whether reads still ask for immediate ACKs."""
+        return self._quickack is not None
+
 
 def interactive(client: paramiko.SSHClient) -> None:
     """The connection now carries a terminal (a pty session): sshd sets Nagle off for it, so

@@ -178,12 +178,12 @@ def test_a_terminal_connection_stops_quick_acks(login):
     # What the terminal bridge calls once its shell is open must reach paramiko's socket.
     client = ssh.connect(**login)
     try:
-        assert client.get_transport().sock._quickack is not None
+        assert client.get_transport().sock.quick_acks
         chan = client.get_transport().open_session(timeout=5)
         chan.get_pty()
         chan.exec_command("echo ok")
         ssh.interactive(client)
-        assert client.get_transport().sock._quickack is None
+        assert not client.get_transport().sock.quick_acks
         assert chan.recv(100).strip() == b"ok"
     finally:
         client.close()

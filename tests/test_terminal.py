@@ -329,3 +329,45 @@ def test_a_keystroke_after_the_deadline_ends_the_attempt_and_closes_the_terminal
     assert code == 4000 and reason.startswith("Time is up")
     attempt.refresh_from_db()
     assert (attempt.state, attempt.end_reason) == (State.ENDED, EndReason.TIMEOUT)
+
+
+def test_a_terminal_stops_quick_acks_once_its_shell_is_open_and_the_editor_keeps_them(machine_attempt):
+    # The bridge itself (in this process, no web server): with 200 experts typing, quick ACKs
+    # on every read of a terminal doubled the echo p99 (bench/RESULTS.md, "Nagle"), while a
+    # login or an editor's short command needs them to miss the 40 ms delayed-ACK timer.
+    import asyncio
+
+    from baseliner.workspace.bridge import TerminalBridge
+    from baseliner.workspace.machine import expert_client, machine_info
+
+    machine = machine_info(attempt=machine_attempt.attempt)
+
+    async def scenario():
+        shown, done = bytearray(), asyncio.Event()
+
+        async def send_bytes(data):
+            shown.extend(data)
+            if b"bridgeok" in shown:  # the output, not the echoed command
+                done.set()
+
+        async def nothing(*args):
+            return None
+
+        bridge = TerminalBridge(machine=machine, attempt_id=machine_attempt.attempt.pk, terminal="main",
+                                read_only=False, cols=80, rows=24, user=machine_attempt.expert,
+                                send_bytes=send_bytes, send_json=nothing, on_exit=nothing)
+        try:
+            await bridge.start()
+            quick_after_open = bridge.client.get_transport().sock.quick_acks
+            await bridge.input(b"echo bridge''ok\r")
+            await asyncio.wait_for(done.wait(), 15)
+        finally:
+            await bridge.stop()
+        return quick_after_open
+
+    assert asyncio.run(scenario()) is False
+    editor = expert_client(machine=machine)
+    try:
+        assert editor.get_transport().sock.quick_acks
+    finally:
+        editor.close()
