@@ -83,12 +83,23 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, _redis_c
 
 @pytest.fixture
 def worker(celery_worker, transactional_db):
-    """The session's worker, alive, with no task left queued by an earlier test (those name
-    rows that test's flush removed; behind them a scoring run could wait past its deadline)."""
+    """The session's worker, alive and idle, with no task left queued or running from an
+    earlier test (those name rows that test's flush removed; behind them a scoring run or a
+    machine's provisioning could wait past its test's deadline: in CI a freed-GPU test once
+    waited 60 s behind one). A worker still busy after a short grace is restarted."""
+    import time
+
     from baseliner.celery import app
 
     app.control.purge()
     if celery_worker.proc.poll() is not None:
+        celery_worker.start()
+    deadline = time.monotonic() + 3
+    while (busy := celery_worker.running_tasks(app)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if busy:
+        celery_worker.kill()
+        app.control.purge()
         celery_worker.start()
     return celery_worker
 

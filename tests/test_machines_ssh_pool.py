@@ -189,12 +189,15 @@ def test_with_the_real_worker_a_freed_gpu_goes_to_the_next_attempt_in_the_queue(
     def state(attempt):
         return Attempt.objects.get(pk=attempt.pk).state
 
-    assert wait_for(lambda: state(first) == State.RUNNING), Lease.objects.values_list("state", "error")
+    def why():
+        return f"{list(Lease.objects.values_list('state', 'error'))}\nworker log:\n{worker.log()[-3000:]}"
+
+    assert wait_for(lambda: state(first) == State.RUNNING), why()
     assert wait_for(lambda: Lease.objects.get(attempt=second).progress_message == "Waiting for a free machine")
     assert state(second) == State.QUEUED
     assert machine_status(attempt=second)["queue_position"] == 1
 
     lease_teardown(lease=lease_for_attempt(attempt=first), reason="attempt ended")
-    assert wait_for(lambda: state(second) == State.RUNNING), Lease.objects.values_list("state", "error")
+    assert wait_for(lambda: state(second) == State.RUNNING), why()
     lease = lease_for_attempt(attempt=second)
     assert lease.gpu_index == 0 and cuda_of(lease) == "[0]"

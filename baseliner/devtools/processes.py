@@ -123,11 +123,14 @@ class WorkerProcess:
                  name: str = "test"):
         self.log_path, self.beat, self.proc = Path(log_path), beat, None
         self.env = env or (lambda: dict(os.environ))
-        self.concurrency, self.name = concurrency, name
+        self.concurrency, self.name, self.node = concurrency, name, ""
 
     def start(self) -> None:
+        # The node name is this start's own, so a control reply (inspect) can be told apart from
+        # another worker's on the same broker.
+        self.node = f"{self.name}-{os.getpid()}-{free_port()}"
         cmd = [sys.executable, "-m", "celery", "-A", "baseliner", "worker", "--loglevel=INFO",
-               f"--concurrency={self.concurrency}", "--pool=prefork", "-n", f"{self.name}-{os.getpid()}-{free_port()}@%h",
+               f"--concurrency={self.concurrency}", "--pool=prefork", "-n", f"{self.node}@%h",
                "--without-gossip", "--without-mingle"]
         if self.beat:
             cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
@@ -144,6 +147,11 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise TimeoutError("celery worker did not become ready")
+
+    def running_tasks(self, app, timeout: float = 1.0) -> list[dict]:
+        """The tasks this worker's pool is running now (Celery's remote control ``inspect``)."""
+        replies = app.control.inspect(timeout=timeout).active() or {}
+        return [task for node, tasks in replies.items() if node.split("@")[0] == self.node for task in tasks or []]
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool processes at once (a crash, an OOM kill, a lost VM)."""
