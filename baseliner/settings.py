@@ -226,6 +226,14 @@ USE_I18N = True
 USE_TZ = True
 
 # --- baseliner's own settings -----------------------------------------------------------
+# The web process's GIL switch interval (seconds; Python's default is 0.005). A web process
+# runs its event loop beside threads (Django's sync views and ORM calls through asgiref, the
+# paramiko transports' reader threads); with 5 ms the loop can wait up to 5 ms for the GIL
+# behind each thread that holds it, which 200 typing experts see as echo latency. 0.2 ms, at
+# N=200 on 2 cores (bench/RESULTS.md, "GIL switch interval"): echo p99 153-655 -> 97-174 ms
+# over five alternated rounds; at N=400 (overloaded) no better and no worse within the spread.
+# Set by baseliner/asgi.py, in web processes only.
+WEB_GIL_SWITCH_INTERVAL = env.float("WEB_GIL_SWITCH_INTERVAL", default=0.0002)
 # Where recordings (asciicast files), final-solution archives and exports are written.
 RECORDINGS_DIR = env.path("RECORDINGS_DIR", default=VAR_DIR / "recordings")
 # A recording still open whose file no live bridge has touched for this long (its web server
