@@ -22,6 +22,11 @@ sessions' CPU, and this load generator's own CPU (it must not be the bottleneck)
 For baseliner, recording completeness: every byte the bridge sent to each expert must be in
 that terminal's asciicast.
 
+``--profile`` samples the server with py-spy while the experts type, ``--profile-logins`` while
+they all log in (each for the N in ``--profile-n``); the row gets the hottest frames.
+``WEB_GIL_SWITCH_INTERVAL=0.005`` (Python's default) in the environment reaches the server: the
+A/B for the product's shorter interval.
+
 The load generator is one asyncio process (uvloop) with the ``websockets`` client.
 """
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -249,9 +255,17 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
         e.host_burst = host.burst
     row: dict = {"target": load_target.label, "n": n}
     # everyone logs in at once
+    profile_logins = args.profile_logins and n in args.profile_n
+    spy = start_profile(load_target.pid, 15, f"{args.profile_logins}.{n}") if profile_logins else None
+    if spy is not None:
+        await asyncio.sleep(1.0)  # py-spy attaches
     t0 = time.monotonic()
     with Sampler(load_target, host) as login_sampler:
         await asyncio.gather(*(login(load_target, e, t0) for e in experts))
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # it writes what it sampled so far
+        await asyncio.to_thread(spy.wait, 60)
+        row["login_profile"] = summarize_profile(f"{args.profile_logins}.{n}")
     ok = [e for e in experts if e.login_s is not None]
     row["logins_lost"] = sum(e.lost for e in experts)
     row["logins_failed"] = n - len(ok)
@@ -406,6 +420,7 @@ if __name__ == "__main__":
     p.add_argument("--no-storm", dest="storm", action="store_false")
     p.add_argument("--no-record", action="store_true", help="baseliner: terminals not recorded")
     p.add_argument("--profile", help="py-spy the server while the experts type; raw stacks go to PROFILE.<n>")
+    p.add_argument("--profile-logins", help="py-spy the server while everyone logs in; raw stacks go to PROFILE.<n>")
     p.add_argument("--profile-n", default="200", help="for these N only (comma-separated)")
     p.add_argument("--workers", type=int, default=1, help="baseliner: uvicorn worker processes")
     p.add_argument("--webssh-tmux", action="store_true", help="webssh: each shell in a tmux session, as baseliner's are")
