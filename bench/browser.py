@@ -69,6 +69,17 @@ HOOK = r"""
 """
 
 
+# --no-webgl: the page finds no WebGL 2, as on a machine without one (xterm.js's DOM renderer).
+NO_WEBGL = r"""
+(() => {
+  const getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+    return kind === "webgl2" ? null : getContext.call(this, kind, ...rest);
+  };
+})();
+"""
+
+
 def webssh_open(page, server: WebsshServer, host: BenchHost) -> None:
     page.goto(f"http://127.0.0.1:{server.port}/")
     page.fill("#hostname", "127.0.0.1")
@@ -93,7 +104,7 @@ def measure(page, big: Path, mb: int, runs: int) -> dict:
     for _ in range(runs):
         page.keyboard.type(f"clear; cat {big}; echo DONE-''DONE", delay=0)
         page.wait_for_timeout(300)
-        page.evaluate("() => { window.__bench.done = null; window.__bench.t0 = performance.now(); }")
+        page.evaluate("() => { window.__bench.done = null; window.__bench.tail = ''; window.__bench.t0 = performance.now(); }")
         page.keyboard.press("Enter")
         page.wait_for_function("() => window.__bench.done !== null && window.__bench.done > 0", timeout=600_000, polling=100)
         t = page.evaluate("() => window.__bench.done - window.__bench.t0") / 1000
@@ -130,6 +141,8 @@ def main(args) -> None:
         for key in args.targets.split(","):
             ctx = browser.new_context(viewport={"width": 1280, "height": 800})
             ctx.add_init_script(HOOK)
+            if args.no_webgl:
+                ctx.add_init_script(NO_WEBGL)
             page = ctx.new_page()
             page.set_default_timeout(30_000)
             row = {"target": key}
@@ -176,4 +189,5 @@ if __name__ == "__main__":
     p.add_argument("--targets", default="webssh,baseliner")
     p.add_argument("--mb", type=int, default=50)
     p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--no-webgl", action="store_true", help="hide WebGL 2 from the pages (xterm.js's DOM renderer)")
     main(p.parse_args())
