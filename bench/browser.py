@@ -3,7 +3,7 @@ Rendered throughput in a real browser: `cat` of a big file in each contender's o
 in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright, flags as in
 tests/conftest.py), until xterm.js has processed and painted the line after it.
 
-    sudo .venv/bin/python bench/browser.py [--targets webssh,baseliner] [--mb 50] [--runs 2]
+    sudo .venv/bin/python bench/browser.py [--targets webssh,baseliner] [--mb 50] [--runs 2] [--no-webgl]
 
 How "shown" is detected without reading pixels: an init script wraps ``Terminal.prototype.write``
 of the page's xterm.js; when a chunk containing the end marker is written, the time is taken
