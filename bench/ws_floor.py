@@ -7,7 +7,7 @@ Then the same echo through a Channels consumer (Redis channel layer, as baseline
 with Channels' stock message loop and once with baseliner's ``DirectDispatchConsumer`` (what the
 terminal socket uses): the cost the consumer framework adds to every keystroke.
 
-    .venv/bin/python bench/ws_floor.py [--keys 1000] [--rounds 2]
+    .venv/bin/python bench/ws_floor.py [--keys 1000] [--rounds 2] [--ws websockets,websockets-sansio,wsproto] [--paths /,/direct]
 
 Same server stack as baseliner (uvicorn with uvloop and httptools, its default WebSocket
 implementation, one process) and the same client as the other benchmarks (``websockets``
@@ -112,6 +112,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=2, help="each row this many times, interleaved")
+    p.add_argument("--ws", default="websockets", help="uvicorn's WebSocket implementations to compare, comma-separated "
+                   "(websockets, websockets-sansio, wsproto; default: websockets, what uvicorn's auto picks)")
+    p.add_argument("--paths", default="", help="only these rows' paths, comma-separated (e.g. /,/direct)")
     args = p.parse_args()
     print("machine:", json.dumps(machine_facts()))
     print("command:", command_line())
@@ -122,10 +125,13 @@ def main() -> None:
         Path(tmp, "echo_app.py").write_text(ECHO_APP)
         Path(tmp, "channels_app.py").write_text(CHANNELS_APP)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
-        for module, path, label in ROWS * args.rounds:
+        rows = [r for r in ROWS if not args.paths or r[1] in args.paths.split(",")]
+        impls = args.ws.split(",")
+        for (module, path, label), ws_impl in [(row, impl) for _ in range(args.rounds) for row in rows for impl in impls]:
             port = free_port()
             server = ListeningProcess([sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", tmp, "--host", "127.0.0.1",
-                                       "--port", str(port), "--log-level", "warning"], port, Path(tmp, "log"), env=lambda: env)
+                                       "--port", str(port), "--log-level", "warning", "--ws", ws_impl], port, Path(tmp, "log"),
+                                      env=lambda: env)
             server.start()
             try:
                 rtts = uvloop.run(measure(port, path, args.keys))
@@ -134,11 +140,11 @@ def main() -> None:
                 raise
             finally:
                 server.stop()
-            results.append((label, rtts, load()))
-    print("| path | echo p50 ms | echo p99 ms | load |")
-    print("|---|---|---|---|")
-    for label, rtts, at in results:
-        print(f"| {label} | {pct(rtts, 50) * 1000:.3f} | {pct(rtts, 99) * 1000:.3f} | {at} |")
+            results.append((label, ws_impl, rtts, load()))
+    print("| path | uvicorn --ws | echo p50 ms | echo p99 ms | load |")
+    print("|---|---|---|---|---|")
+    for label, ws_impl, rtts, at in results:
+        print(f"| {label} | {ws_impl} | {pct(rtts, 50) * 1000:.3f} | {pct(rtts, 99) * 1000:.3f} | {at} |")
 
 if __name__ == "__main__":
     main()

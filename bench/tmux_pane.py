@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""
+How fast one tmux pane takes in output, with no SSH and no web server: the time a ``cat`` of a
+200 MB file (the same 100-character lines as peers.py) runs inside a pane of a private tmux
+server using baseliner's own tmux.conf, (a) with no client attached, (b) with one client attached
+through a pty that this script drains as fast as it can, and, for reference, (c) the same ``cat``
+into a bare pty with no tmux. If (a) is about as slow as (b), the bound on every tmux-backed
+terminal's scroll rate is the tmux server parsing the pane, not what it sends its clients.
+
+    .venv/bin/python bench/tmux_pane.py [--mb 200] [--runs 3] [--size 120x40]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import ROOT, _printable_file, command_line, load, machine_facts  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from baseliner.recording.shell import TMUX_CONF_TEMPLATE  # noqa: E402
+
+
+def _drain_until(fd: int, proc: subprocess.Popen | None, done: Path, timeout: float) -> int:
+    """Read ``fd`` (a client's pty) until ``done`` exists; the bytes read."""
+    got, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline and not done.exists():
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                got += len(os.read(fd, 1 << 16))
+            except OSError:
+                break
+    return got
+
+
+def run_tmux(tmp: Path, big: Path, attached: bool, cols: int, rows: int, extra: str = "") -> tuple[float, int]:
+    # A socket of its own each run: a server just killed may still hold the last one.
+    sock, conf, done, times = tmp / f"sock{time.monotonic_ns()}", tmp / "tmux.conf", tmp / "done", tmp / "times"
+    conf.write_text(TMUX_CONF_TEMPLATE + extra)
+    for p in (done, times):
+        p.unlink(missing_ok=True)
+    # The pane waits for the client (if any) to attach, then times its own cat.
+    script = (f"sleep 1; s=$(date +%s.%N); cat {big}; e=$(date +%s.%N); echo $s $e > {times}; touch {done}; sleep 30")
+    tmux = ["tmux", "-S", str(sock), "-f", str(conf)]
+    subprocess.run([*tmux, "new-session", "-d", "-x", str(cols), "-y", str(rows), "sh", "-c", script], check=True)
+    wire = 0
+    try:
+        if attached:
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.environ["TERM"] = "xterm-256color"
+                os.execvp("tmux", [*tmux, "attach"])
+            import fcntl
+            import struct
+            import termios
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            wire = _drain_until(fd, None, done, 120)
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(fd)
+        else:
+            deadline = time.monotonic() + 120
+            while not done.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        s, e = map(float, times.read_text().split())
+        return e - s, wire
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def run_bare_pty(big: Path, cols: int, rows: int) -> float:
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("cat", ["cat", str(big)])
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    t0 = time.perf_counter()
+    while True:
+        try:
+            if not os.read(fd, 1 << 16):
+                break
+        except OSError:
+            break
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mb", type=int, default=200)
+    p.add_argument("--runs", type=int, default=3, help="each row this many times, interleaved")
+    p.add_argument("--size", default="120x40", help="pane columns x rows")
+    p.add_argument("--conf-extra", action="append", default=[], metavar="LINES",
+                   help="also time a detached pane with these tmux.conf lines appended (';'-separated; repeatable), "
+                        "e.g. 'set -g history-limit 0'")
+    args = p.parse_args()
+    cols, rows = map(int, args.size.split("x"))
+    print("machine:", json.dumps(machine_facts()))
+    print("command:", command_line())
+    print("tmux:", subprocess.run(["tmux", "-V"], capture_output=True, text=True).stdout.strip())
+    results = []
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        big = tmp / "big.txt"
+        _printable_file(big, args.mb * 1_000_000)
+        for _ in range(args.runs):
+            secs = run_bare_pty(big, cols, rows)
+            results.append(("bare pty, no tmux (reference)", secs, None, load()))
+            secs, _ = run_tmux(tmp, big, attached=False, cols=cols, rows=rows)
+            results.append(("tmux pane, no client attached", secs, None, load()))
+            secs, wire = run_tmux(tmp, big, attached=True, cols=cols, rows=rows)
+            results.append(("tmux pane, one client attached (drained)", secs, wire, load()))
+            for extra in args.conf_extra:
+                secs, _ = run_tmux(tmp, big, attached=False, cols=cols, rows=rows, extra="\n".join(extra.split(";")) + "\n")
+                results.append((f"tmux pane, no client, conf + `{extra}`", secs, None, load()))
+    print(f"| {args.size} pane, {args.mb} MB | cat s | MB/s | client wire MB | load |")
+    print("|---|---|---|---|---|")
+    for label, secs, wire, at in results:
+        w = "" if wire is None else f"{wire / 1e6:.1f}"
+        print(f"| {label} | {secs:.2f} | {args.mb / secs:.1f} | {w} | {at} |")
+
+
+if __name__ == "__main__":
+    main()
