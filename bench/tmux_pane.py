@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from baseliner.recording.shell import TMUX_CONF_TEMPLATE  # noqa: E402
 
 
-def _drain_until(fd: int, proc: subprocess.Popen | None, done: Path, timeout: float) -> int:
+def _drain_until(fd: int, done: Path, timeout: float) -> int:
     """Read ``fd`` (a client's pty) until ``done`` exists; the bytes read."""
     got, deadline = 0, time.monotonic() + timeout
     while time.monotonic() < deadline and not done.exists():
@@ -64,7 +64,7 @@ def run_tmux(tmp: Path, big: Path, attached: bool, cols: int, rows: int, extra: 
             import struct
             import termios
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            wire = _drain_until(fd, None, done, 120)
+            wire = _drain_until(fd, done, 120)
             os.kill(pid, 9)
             os.waitpid(pid, 0)
             os.close(fd)
