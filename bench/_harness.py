@@ -131,8 +131,8 @@ class BenchHost:
         # The big file is shared (one copy, readable by all) so that 400 users cost no disk.
         self.big = self.dir / "big.txt"
         self.burst = self.dir / "burst.txt"
-        _printable_file(self.big, self.big_mb * 1_000_000)
-        _printable_file(self.burst, self.burst_bytes)
+        printable_file(self.big, self.big_mb * 1_000_000)
+        printable_file(self.burst, self.burst_bytes)
         self.dir.chmod(0o755)
         try:
             self.add_users(self.n_users)
@@ -183,7 +183,7 @@ class BenchHost:
         return total
 
 
-def _printable_file(path: Path, size: int) -> None:
+def printable_file(path: Path, size: int) -> None:
     """``size`` bytes of 100-character lines of varied printable text (what a log looks like)."""
     import base64
     import random
@@ -288,6 +288,17 @@ class Session:
         raise NotImplementedError
 
 
+def pty_process(args: list[str], cols: int = 80, rows: int = 24, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """``args`` on a new pty of ``cols`` x ``rows`` that is its controlling terminal, as a terminal
+    emulator starts a program; the process and the pty's master fd (ours to read and close)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=env,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0), close_fds=True)
+    os.close(slave)
+    return proc, master
+
+
 # --- direct OpenSSH client in a pty ----------------------------------------------------------
 class OpenSSHSession(Session):
     """`ssh -tt` with its stdin/stdout on a pty we own, as a user's terminal emulator would."""
@@ -297,16 +308,12 @@ class OpenSSHSession(Session):
         self.host, self.user, self.command = host, user, command
 
     async def open(self) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         args = ["ssh", "-tt", "-i", str(self.host.key_path), "-p", str(self.host.sshd.port),
                 "-o", f"UserKnownHostsFile={self.host.known_hosts}", "-o", "StrictHostKeyChecking=yes",
                 "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{self.user.name}@127.0.0.1"]
         if self.command:
             args.append(self.command)
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0), close_fds=True)
-        os.close(slave)
+        self.proc, master = pty_process(args)
         self.fd = master
         os.set_blocking(master, False)
         asyncio.get_running_loop().add_reader(master, self._readable)

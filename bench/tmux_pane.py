@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pty
 import select
 import subprocess
 import sys
@@ -24,77 +23,66 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import ROOT, _printable_file, command_line, load, machine_facts  # noqa: E402
+from _harness import ROOT, command_line, load, machine_facts, printable_file, pty_process  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from baseliner.recording.shell import TMUX_CONF_TEMPLATE  # noqa: E402
 
 
-def _drain_until(fd: int, done: Path, timeout: float) -> int:
-    """Read ``fd`` (a client's pty) until ``done`` exists; the bytes read."""
+def _read_until(fd: int | None, done, timeout: float = 120) -> int:
+    """Read ``fd`` (a client's pty, or nothing) until ``done()``; the bytes read."""
     got, deadline = 0, time.monotonic() + timeout
-    while time.monotonic() < deadline and not done.exists():
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no end within {timeout:.0f} s")
+        if fd is None:
+            time.sleep(0.05)
+        elif select.select([fd], [], [], 0.05)[0]:
             try:
-                got += len(os.read(fd, 1 << 16))
-            except OSError:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:  # EIO: the pty's other side closed
+                chunk = b""
+            if not chunk:
                 break
+            got += len(chunk)
     return got
 
 
 def run_tmux(tmp: Path, big: Path, attached: bool, cols: int, rows: int, extra: str = "") -> tuple[float, int]:
+    """Seconds the pane's ``cat`` of ``big`` took, and the bytes its client (if any) was sent."""
     # A socket of its own each run: a server just killed may still hold the last one.
     sock, conf, done, times = tmp / f"sock{time.monotonic_ns()}", tmp / "tmux.conf", tmp / "done", tmp / "times"
     conf.write_text(TMUX_CONF_TEMPLATE + extra)
     for p in (done, times):
         p.unlink(missing_ok=True)
     # The pane waits for the client (if any) to attach, then times its own cat.
-    script = (f"sleep 1; s=$(date +%s.%N); cat {big}; e=$(date +%s.%N); echo $s $e > {times}; touch {done}; sleep 30")
+    script = f"sleep 1; s=$(date +%s.%N); cat {big}; e=$(date +%s.%N); echo $s $e > {times}; touch {done}; sleep 30"
     tmux = ["tmux", "-S", str(sock), "-f", str(conf)]
     subprocess.run([*tmux, "new-session", "-d", "-x", str(cols), "-y", str(rows), "sh", "-c", script], check=True)
-    wire = 0
+    client = fd = None
     try:
         if attached:
-            pid, fd = pty.fork()
-            if pid == 0:
-                os.environ["TERM"] = "xterm-256color"
-                os.execvp("tmux", [*tmux, "attach"])
-            import fcntl
-            import struct
-            import termios
-            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            wire = _drain_until(fd, done, 120)
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            os.close(fd)
-        else:
-            deadline = time.monotonic() + 120
-            while not done.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            client, fd = pty_process([*tmux, "attach"], cols, rows, env={**os.environ, "TERM": "xterm-256color"})
+        wire = _read_until(fd, done.exists)
         s, e = map(float, times.read_text().split())
         return e - s, wire
     finally:
+        if client:
+            client.kill()
+            client.wait()
+            os.close(fd)
         subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
 def run_bare_pty(big: Path, cols: int, rows: int) -> float:
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("cat", ["cat", str(big)])
-    import fcntl
-    import struct
-    import termios
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    """Seconds a ``cat`` of ``big`` straight into a pty that this process drains takes."""
     t0 = time.perf_counter()
-    while True:
-        try:
-            if not os.read(fd, 1 << 16):
-                break
-        except OSError:
-            break
-    os.waitpid(pid, 0)
-    os.close(fd)
+    proc, fd = pty_process(["cat", str(big)], cols, rows)
+    try:
+        _read_until(fd, lambda: False)  # to EOF
+    finally:
+        proc.wait()
+        os.close(fd)
     return time.perf_counter() - t0
 
 
@@ -115,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         big = tmp / "big.txt"
-        _printable_file(big, args.mb * 1_000_000)
+        printable_file(big, args.mb * 1_000_000)
         for _ in range(args.runs):
             secs = run_bare_pty(big, cols, rows)
             results.append(("bare pty, no tmux (reference)", secs, None, load()))
