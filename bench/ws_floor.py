@@ -112,9 +112,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=2, help="each row this many times, interleaved")
-    p.add_argument("--ws", default="websockets", help="uvicorn's WebSocket implementations to compare, comma-separated "
-                   "(websockets, websockets-sansio, wsproto; default: websockets, what uvicorn's auto picks; wsproto is "
-                   "not in the app's requirements: pip install wsproto first)")
+    p.add_argument("--ws", default="websockets-sansio", help="uvicorn's WebSocket implementations to compare, "
+                   "comma-separated (websockets, websockets-sansio, wsproto; default: websockets-sansio, what uvicorn "
+                   "0.54's auto picks, so what baseliner runs; wsproto is not in the app's requirements: pip install "
+                   "wsproto first)")
     p.add_argument("--paths", default="", help="only these rows' paths, comma-separated (e.g. /,/direct)")
     args = p.parse_args()
     print("machine:", json.dumps(machine_facts()))
