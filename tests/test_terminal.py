@@ -1,5 +1,7 @@
 """The terminal bridge through the real ASGI server, a real sshd and tmux (no browser)."""
+import bisect
 import json
+import re
 import threading
 import time
 
@@ -264,6 +266,42 @@ def test_a_10_mb_paste_arrives_whole(live_url, machine_attempt):
     t.send("\x04")
     t.read_until("10000000", timeout=60)
     t.close()
+
+
+def test_a_flood_of_output_is_sent_in_batches_and_all_of_it_is_shown_and_recorded(live_url, machine_attempt):
+    # While output keeps coming the bridge sends (and records) what has arrived at most once per
+    # OUTPUT_EVERY, not once per SSH packet: tmux repaints in packets of tens of bytes, and each
+    # one cost a WebSocket frame, a recording event and a turn of the event loop (half the web
+    # process's CPU per MB of a `cat`: bench/RESULTS.md). Nothing is lost or reordered.
+    from baseliner.workspace.bridge import OUTPUT_EVERY
+
+    m = machine_attempt
+    t = open_term(live_url, m)
+    t.control_message("ready")
+    t.send("seq 1 300000; echo flood-''done\r")
+    t.read_until("flood-done", timeout=60)
+    t.send("echo after-''flood\r")
+    t.read_until("after-flood")
+    t.close()
+    assert re.search(rb"\n300000(\x1b\[K)?\r\n", t.out)  # the last line of the flood, on screen
+
+    recording = wait_for(lambda: Recording.objects.filter(attempt=m.attempt, ended_at__isnull=False).first())
+    _, events = read_asciicast(recording_path(recording))
+    output = [e for e in events if e[1] == "o"]
+    text, ends = "", []
+    for e in output:
+        text += e[2]
+        ends.append(len(text))
+    last_line = re.search(r"\n300000(\x1b\[K)?\r\n", text).start()
+    assert text.index("seq 1 300000") < last_line < text.index("flood-done") < text.index("after-flood")
+    # the events from the one after the typed command's echo to the one that ends the flood
+    first = bisect.bisect_right(ends, text.index("seq 1 300000") + len("seq 1 300000; echo flood-''done"))
+    flood = output[first:bisect.bisect_left(ends, text.index("flood-done") + 1) + 1]
+    span = flood[-1][0] - flood[0][0]
+    assert span > 10 * OUTPUT_EVERY, "the flood was too short to show anything"
+    # Each send waits until OUTPUT_EVERY after the one before it started reading.
+    assert len(flood) <= span / OUTPUT_EVERY + 2
+    assert min(b[0] - a[0] for a, b in zip(flood, flood[1:])) >= OUTPUT_EVERY / 2
 
 
 def test_bad_terminal_names_and_sizes_are_refused_with_a_reason(live_url, machine_attempt):
