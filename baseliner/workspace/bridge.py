@@ -5,8 +5,8 @@ Each terminal tab is a named tmux session on the expert's machine (``tmux new-se
 so a reload, a dropped network or a restart of this server reattaches to the same shells.
 
 Output path (machine -> browser), never blocking the event loop:
-    channel fileno readable (loop.add_reader) -> if the last send was under OUTPUT_EVERY ago,
-    wait out the rest of it -> recv what is buffered -> strip and parse the shell-integration
+    channel fileno readable (loop.add_reader) -> if the last send ended under OUTPUT_EVERY
+    ago, wait out the rest of it -> recv what is buffered -> strip and parse the shell-integration
     markers -> record ("o") -> binary WebSocket frame.
 Flow control, as in xterm.js's guide: the page acknowledges the bytes it has rendered
 (``{"type": "ack", "bytes": n}`` after ``term.write(data, callback)``); while more than
@@ -45,8 +45,8 @@ INPUT_CHUNK = 16 << 10
 SMALL_INPUT = 1024
 MAX_PENDING_INPUT = 64 << 20
 FLUSH_EVERY = 1.0
-# While output keeps coming, send (and record) what has arrived at most once per OUTPUT_EVERY
-# seconds instead of once per SSH packet: tmux repaints in packets of tens of bytes (median 38
+# While output keeps coming, send (and record) what has arrived OUTPUT_EVERY seconds after the
+# last send ended instead of once per SSH packet: tmux repaints in packets of tens of bytes (median 38
 # during a `cat`, 1,300 a second), and each cost a WebSocket frame, a recording event and a turn of
 # the loop. 4 ms is under a quarter of a 60 Hz frame, and the first output after a quiet spell
 # (a keystroke's echo) still goes at once (bench/RESULTS.md: half the CPU per MB, echo unchanged).
@@ -209,7 +209,6 @@ class TerminalBridge:
                 delay = last + OUTPUT_EVERY - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                last = loop.time()
                 chunks, n = [], 0
                 while n < MAX_BATCH and chan.recv_ready():
                     data = chan.recv(READ_CHUNK)
@@ -219,6 +218,7 @@ class TerminalBridge:
                     n += len(data)
                 if chunks:
                     await self._output(b"".join(chunks))
+                    last = loop.time()  # after the command log's database calls too
         except asyncio.CancelledError:
             raise
         except PageGone:
