@@ -1,4 +1,5 @@
 """The shared SSH layer against a real OpenSSH server on loopback."""
+import contextlib
 import getpass
 import os
 import time
@@ -70,11 +71,12 @@ def test_stopping_sshd_ends_its_sessions(login, sshd):
     assert not sshd.is_running()
 
 
-def _session_processes(client, sshd) -> list[psutil.Process]:
+def _session_processes(client, sshd, local_port: int | None = None) -> list[psutil.Process]:
     """The sshd processes serving this client's connection (the privileged monitor and the
-    session process both hold its socket)."""
-    assert ssh.run(client, "true").ok  # the session is up: sshd's pre-authentication child is gone
-    local_port = client.get_transport().sock.getsockname()[1]
+    session process both hold its socket); ``local_port`` names a connection already lost."""
+    if local_port is None:
+        assert ssh.run(client, "true").ok  # the session is up: sshd's pre-authentication child is gone
+        local_port = client.get_transport().sock.getsockname()[1]
     pids = {c.pid for c in psutil.net_connections("tcp")
             if c.pid and c.laddr and c.laddr.port == sshd.port and c.raddr and c.raddr.port == local_port}
     procs = []
@@ -94,14 +96,28 @@ def _kill(procs):
             pass
 
 
+def _kill_connection(client, sshd) -> None:
+    """Kill every sshd process holding this connection, until none does: the machine's end of
+    it is then gone for good (a holder missed by one listing would keep it open)."""
+    procs = _session_processes(client, sshd)
+    assert procs
+    local_port = client.get_transport().sock.getsockname()[1]
+    deadline = time.monotonic() + 10
+    while procs:
+        _kill(procs)
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
+                p.wait(2)
+        assert time.monotonic() < deadline, "sshd's end of the connection would not die"
+        procs = _session_processes(client, sshd, local_port)
+
+
 def test_a_machine_whose_session_dies_or_hangs_gives_a_clear_error(login, sshd):
     # Killed under an open connection (what the clock guard does to the expert's sshd at the
     # deadline): Unreachable, never paramiko's bare EOFError.
     for _ in range(5):
         client = ssh.connect(**login)
-        procs = _session_processes(client, sshd)
-        assert procs
-        _kill(procs)
+        _kill_connection(client, sshd)
         with pytest.raises(ssh.Unreachable):
             ssh.run(client, "true", timeout=3)
         client.close()
