@@ -6,8 +6,8 @@ so a reload, a dropped network or a restart of this server reattaches to the sam
 
 Output path (machine -> browser), never blocking the event loop:
     channel fileno readable (loop.add_reader) -> if the last send ended under OUTPUT_EVERY
-    ago, wait out the rest of it -> recv what is buffered -> strip and parse the shell-integration
-    markers -> record ("o") -> binary WebSocket frame.
+    ago, wait out the rest of it -> recv what is buffered -> strip and parse the
+    shell-integration markers -> record ("o") -> binary WebSocket frame.
 Flow control, as in xterm.js's guide: the page acknowledges the bytes it has rendered
 (``{"type": "ack", "bytes": n}`` after ``term.write(data, callback)``); while more than
 HIGH_WATER bytes are unacknowledged the bridge stops reading the channel, so SSH's own
@@ -45,11 +45,12 @@ INPUT_CHUNK = 16 << 10
 SMALL_INPUT = 1024
 MAX_PENDING_INPUT = 64 << 20
 FLUSH_EVERY = 1.0
-# While output keeps coming, send (and record) what has arrived OUTPUT_EVERY seconds after the
-# last send ended instead of once per SSH packet: tmux repaints in packets of tens of bytes (median 38
-# during a `cat`, 1,300 a second), and each cost a WebSocket frame, a recording event and a turn of
-# the loop. 4 ms is under a quarter of a 60 Hz frame, and the first output after a quiet spell
-# (a keystroke's echo) still goes at once (bench/RESULTS.md: half the CPU per MB, echo unchanged).
+# While output keeps coming, send (and record) what has arrived OUTPUT_EVERY seconds after
+# the last send ended, not once per SSH packet: tmux repaints in packets of tens of bytes
+# (median 38 during a `cat`, 1,300 a second), and each cost a WebSocket frame, a recording
+# event and a turn of the loop. 4 ms is under a quarter of a 60 Hz frame, and the first output
+# after a quiet spell (a keystroke's echo) still goes at once (bench/RESULTS.md: half the CPU
+# per MB, echo unchanged).
 OUTPUT_EVERY = 0.004
 CONNECT_TIMEOUT = 25.0
 
