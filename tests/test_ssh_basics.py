@@ -71,12 +71,16 @@ def test_stopping_sshd_ends_its_sessions(login, sshd):
     assert not sshd.is_running()
 
 
-def _session_processes(client, sshd, local_port: int | None = None) -> list[psutil.Process]:
-    """The sshd processes serving this client's connection (the privileged monitor and the
-    session process both hold its socket); ``local_port`` names a connection already lost."""
-    if local_port is None:
-        assert ssh.run(client, "true").ok  # the session is up: sshd's pre-authentication child is gone
-        local_port = client.get_transport().sock.getsockname()[1]
+def _session_port(client) -> int:
+    """This client's end of its connection, once the session is up (sshd's
+    pre-authentication child is gone by then)."""
+    assert ssh.run(client, "true").ok
+    return client.get_transport().sock.getsockname()[1]
+
+
+def _holders(sshd, local_port: int) -> list[psutil.Process]:
+    """The sshd processes holding the connection from ``local_port`` (the privileged monitor
+    and the session process both hold its socket)."""
     pids = {c.pid for c in psutil.net_connections("tcp")
             if c.pid and c.laddr and c.laddr.port == sshd.port and c.raddr and c.raddr.port == local_port}
     procs = []
@@ -99,9 +103,9 @@ def _kill(procs):
 def _kill_connection(client, sshd) -> None:
     """Kill every sshd process holding this connection, until none does: the machine's end of
     it is then gone for good (a holder missed by one listing would keep it open)."""
-    procs = _session_processes(client, sshd)
+    local_port = _session_port(client)
+    procs = _holders(sshd, local_port)
     assert procs
-    local_port = client.get_transport().sock.getsockname()[1]
     deadline = time.monotonic() + 10
     while procs:
         _kill(procs)
@@ -109,7 +113,7 @@ def _kill_connection(client, sshd) -> None:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
                 p.wait(2)
         assert time.monotonic() < deadline, "sshd's end of the connection would not die"
-        procs = _session_processes(client, sshd, local_port)
+        procs = _holders(sshd, local_port)
 
 
 def test_a_machine_whose_session_dies_or_hangs_gives_a_clear_error(login, sshd):
@@ -123,7 +127,7 @@ def test_a_machine_whose_session_dies_or_hangs_gives_a_clear_error(login, sshd):
         client.close()
     # Frozen: the call is bounded by its timeout and says why.
     client = ssh.connect(**login)
-    procs = _session_processes(client, sshd)
+    procs = _holders(sshd, _session_port(client))
     assert procs
     for p in procs:
         p.suspend()

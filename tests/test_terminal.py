@@ -278,7 +278,8 @@ def test_a_flood_of_output_is_sent_in_batches_and_all_of_it_is_shown_and_recorde
     m = machine_attempt
     t = open_term(live_url, m)
     t.control_message("ready")
-    t.send("seq 1 300000; echo flood-''done\r")
+    command = "seq 1 300000; echo flood-''done"
+    t.send(command + "\r")
     t.read_until("flood-done", timeout=60)
     t.send("echo after-''flood\r")
     t.read_until("after-flood")
@@ -293,10 +294,10 @@ def test_a_flood_of_output_is_sent_in_batches_and_all_of_it_is_shown_and_recorde
         text += e[2]
         ends.append(len(text))
     last_line = re.search(r"\n300000(\x1b\[K)?\r\n", text).start()
-    assert text.index("seq 1 300000") < last_line < text.index("flood-done") < text.index("after-flood")
+    typed, done = text.index(command) + len(command), text.index("flood-done")
+    assert typed < last_line < done < text.index("after-flood")
     # the events from the one after the typed command's echo to the one that ends the flood
-    first = bisect.bisect_right(ends, text.index("seq 1 300000") + len("seq 1 300000; echo flood-''done"))
-    flood = output[first:bisect.bisect_left(ends, text.index("flood-done") + 1) + 1]
+    flood = output[bisect.bisect_right(ends, typed):bisect.bisect_left(ends, done + 1) + 1]
     span = flood[-1][0] - flood[0][0]
     assert span > 10 * OUTPUT_EVERY, "the flood was too short to show anything"
     # Each send waits until OUTPUT_EVERY after the one before it ended (its command-log
