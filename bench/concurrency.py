@@ -18,7 +18,9 @@ also prints 2 MB (`cat` of a file) every 20 s. A keystroke with no echo within 5
 Then the server is killed and started again and all N reconnect at once (the reconnect storm):
 the figure is the time from the server listening again until the last expert has a prompt.
 Sampled once a second: the server's CPU (share of one core), RSS and threads, the sshd
-sessions' CPU, and this load generator's own CPU (it must not be the bottleneck).
+sessions' CPU, and this load generator's own CPU (it must not be the bottleneck); while the
+experts type, how late the generator's own event loop runs a 10 ms timer (its p99 is the part of
+the echo tail that is the client's own).
 For baseliner, recording completeness: every byte the bridge sent to each expert must be in
 that terminal's asciicast.
 
@@ -278,7 +280,7 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
         e.error = None
     until = time.monotonic() + args.duration
     spy = start_profile(load_target.pid, args.duration, f"{args.profile}.{n}") if args.profile and n in args.profile_n else None
-    with Sampler(load_target, host) as sampler, no_collector_pauses():
+    with Sampler(load_target, host) as sampler, no_collector_pauses(), LoopLag() as gen_lag:
         await asyncio.gather(*(type_for(e, until, random.Random(rng.random())) for e in ok))
     if spy is not None:
         await asyncio.to_thread(spy.wait, 60)
@@ -289,6 +291,7 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
                 "stalls": sum(e.stalls for e in ok), "bursts": sum(e.bursts for e in ok),
                 "burst_failures": sum(e.burst_failures for e in ok)})
     row.update(sampler.summary())
+    row["gen_lag_p99_ms"], row["gen_lag_max_ms"] = pct(gen_lag.lags, 99) * 1000, max(gen_lag.lags, default=float("nan")) * 1000
     row["login_server_cpu_peak_pct"] = login_sampler.summary()["server_cpu_peak_pct"]
     errors += sorted({e.error for e in ok if e.error})
     # reconnect storm
@@ -321,6 +324,29 @@ async def run_n(load_target, host: BenchHost, n: int, args) -> dict:
     row["recording"] = load_target.recording_check(sessions)
     row["errors"] = errors[:5]
     return row
+
+
+class LoopLag:
+    """How late this load generator's own event loop runs a timer due every 10 ms: an echo that
+    arrived while the loop was busy elsewhere is timed late by as much, so its p99 is the part of
+    every contender's echo tail that is the client's own."""
+
+    def __init__(self, every: float = 0.01):
+        self.every, self.lags, self.task = every, [], None
+
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.every
+            await asyncio.sleep(self.every)
+            self.lags.append(max(0.0, loop.time() - due))
+
+    def __enter__(self):
+        self.task = asyncio.ensure_future(self.run())
+        return self
+
+    def __exit__(self, *exc):
+        self.task.cancel()
 
 
 @contextlib.contextmanager
@@ -394,6 +420,7 @@ def print_table(rows: list[dict]) -> None:
             ("echo_p99_ms", "p99", "{:.2f}"), ("stalls", "stalls", "{}"), ("burst_failures", "bursts failed", "{}"),
             ("server_cpu_pct", "server CPU % (1 core)", "{:.0f}"), ("server_rss_MB", "server RSS MB", "{:.0f}"),
             ("server_threads", "threads", "{}"), ("sshd_cpu_pct", "sshd CPU %", "{:.0f}"), ("gen_cpu_pct", "load gen CPU %", "{:.0f}"),
+            ("gen_lag_p99_ms", "load gen loop lag p99 ms", "{:.1f}"),
             ("restart_s", "server restart s", "{:.2f}"), ("storm_last_s", "storm settled s (after listening)", "{:.2f}"), ("storm_lost", "storm lost (retried)", "{}"), ("storm_failed", "storm failed", "{}"),
             ("storm_stalls", "stalls after storm", "{}"), ("recording", "recording complete", "{}"), ("load", "load", "{}")]
     print("| " + " | ".join(c[1] for c in cols) + " |")
@@ -407,7 +434,7 @@ async def main(args) -> None:
     print("command:", command_line())
     ns = [int(x) for x in args.n.split(",")]
     rows = []
-    with BenchHost(n_users=max(ns), big_mb=1) as host:
+    with BenchHost(n_users=max(ns), big_mb=1, machines_nice=args.machines_nice) as host:
         if args.target == "webssh":
             load_target = WebsshLoad(host, tmux=args.webssh_tmux)
         elif args.target in ("paramiko", "asyncssh", "openssh"):
@@ -443,6 +470,10 @@ if __name__ == "__main__":
     p.add_argument("--profile-n", default="200", help="for these N only (comma-separated)")
     p.add_argument("--workers", type=int, default=1, help="baseliner: uvicorn worker processes")
     p.add_argument("--webssh-tmux", action="store_true", help="webssh: each shell in a tmux session, as baseliner's are")
+    p.add_argument("--machines-nice", type=int, default=0, metavar="NICE",
+                   help="run the loopback sshd and all it forks (each expert's sessions, tmux, shell, bursts) at this "
+                        "niceness, so that the experts' machines yield the two cores to the web server and this load "
+                        "generator, as machines of their own would (default 0: all share the cores equally)")
     p.add_argument("--json")
     args = p.parse_args()
     args.profile_n = [int(x) for x in args.profile_n.split(",")]
