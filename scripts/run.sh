@@ -37,7 +37,7 @@ echo "  baseliner is running:  http://127.0.0.1:$PORT/"
 echo "  demo admin:  admin / admin-demo-pass     demo expert:  expert / expert-demo-pass"
 echo "  logs: $BASELINER_VAR_DIR/run/  (Ctrl-C stops everything)"
 echo
-.venv/bin/uvicorn baseliner.asgi:application --host 127.0.0.1 --port "$PORT" --log-level warning \
+.venv/bin/python -m baseliner.serve baseliner.asgi:application --host 127.0.0.1 --port "$PORT" --log-level warning \
   --workers "${WEB_WORKERS:-1}" &
 pids+=($!)
 wait -n "${pids[@]}" || true

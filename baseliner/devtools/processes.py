@@ -105,12 +105,13 @@ class ListeningProcess:
 
 
 class ServerProcess(ListeningProcess):
-    """baseliner's ASGI app under uvicorn (``app``/``app_dir`` pick another ASGI module, as
-    the bench's ``_asgi.py`` does; ``extra_args`` go to uvicorn)."""
+    """baseliner's ASGI app under uvicorn, started as production starts it (``baseliner.serve``:
+    with ``--workers``, each worker on a socket of its own); ``app``/``app_dir`` pick another
+    ASGI module, as the bench's ``_asgi.py`` does; ``extra_args`` go to uvicorn."""
 
     def __init__(self, port: int, log_path: Path, env: Env | None = None, *, app: str = "baseliner.asgi:application",
                  app_dir: Path | None = None, extra_args: Sequence[str] = (), **kw):
-        args = [sys.executable, "-m", "uvicorn", app, *(["--app-dir", str(app_dir)] if app_dir else []),
+        args = [sys.executable, "-m", "baseliner.serve", app, *(["--app-dir", str(app_dir)] if app_dir else []),
                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra_args]
         super().__init__(args, port, log_path, env=env, **kw)
 
