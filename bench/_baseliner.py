@@ -86,6 +86,8 @@ class BaselinerApp:
             extra_args=["--no-access-log", *(["--workers", str(self.workers)] if self.workers > 1 else []),
                         *os.environ.get("BENCH_UVICORN_ARGS", "").split()],  # e.g. "--ws wsproto", to compare
             new_session=True, start_timeout=60, poll_interval=0.05, stop_timeout=15)
+        if os.environ.get("BENCH_PLAIN_UVICORN") == "1":  # A/B: uvicorn's own supervisor, one socket for all workers
+            self.server.args[self.server.args.index("baseliner.serve")] = "uvicorn"
         self.experts: list[dict] = []  # {"attempt_id", "sessionid", "terminal", "user"}
 
     # --- data ---
