@@ -1,7 +1,8 @@
 """How the web server spreads connections over its worker processes (baseliner/serve.py): each
 worker has a listening socket of its own, so experts' terminals are shared out between the
 workers even when they all connect at once, before the workers are ready (a reconnect storm
-after a restart), and a worker that dies is replaced on its own share."""
+after a restart), a worker that dies is replaced on its own share, and a rolling restart
+(SIGHUP) puts each new worker on the old one's share."""
 import concurrent.futures
 import os
 import signal
@@ -115,6 +116,29 @@ def test_a_worker_that_dies_is_replaced_and_the_replacement_gets_its_share(serve
         assert sum(share.values()) == CONNECTIONS, share
         assert min(share.values()) >= AT_LEAST, f"the replacement did not get its share: {share}"
         assert survivor.pid in share
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_rolling_restart_keeps_each_worker_on_its_own_share(server, django_db_blocker):
+    # SIGHUP: uvicorn's rolling restart, each worker replaced by a new one on the same slot
+    with django_db_blocker.unblock():
+        server.start()
+    old = {w.pid for w in _wait_for_workers(server, 2)}
+    os.kill(server.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 90
+    while True:
+        workers = _workers(server)
+        if len(workers) == 2 and not old & {w.pid for w in workers}:
+            break
+        assert time.monotonic() < deadline, f"the workers were not replaced: {server.log()[-2000:]}"
+        time.sleep(0.2)
+    socks = _connect_all(server.port)
+    try:
+        share = _share(workers, server.port, CONNECTIONS)
+        assert sum(share.values()) == CONNECTIONS, share
+        assert min(share.values()) >= AT_LEAST, f"after the restart one worker took nearly all: {share}"
     finally:
         for s in socks:
             s.close()
