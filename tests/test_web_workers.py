@@ -46,6 +46,17 @@ def _wait_for_workers(server, n: int, timeout: float = 60) -> list[psutil.Proces
     raise AssertionError(f"{n} workers did not come up: {server.log()[-2000:]}")
 
 
+def _wait_for_replacements(server, gone: set[int], timeout: float = 90) -> list[psutil.Process]:
+    """Two workers again, none of them one of ``gone``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = _workers(server)
+        if len(workers) == 2 and not gone & {w.pid for w in workers}:
+            return workers
+        assert time.monotonic() < deadline, f"the workers were not replaced: {server.log()[-2000:]}"
+        time.sleep(0.2)
+
+
 def _connect_all(port: int, retry_for: float = 0) -> list[socket.socket]:
     """CONNECTIONS connections, each retried while refused for up to ``retry_for`` seconds (as
     experts' pages reconnecting to a server that is starting)."""
@@ -71,6 +82,18 @@ def _share(workers, port: int, expected: int, timeout: float = 60) -> dict[int, 
         time.sleep(0.2)
 
 
+def _assert_shared(workers, port: int, socks: list[socket.socket], what: str) -> dict[int, int]:
+    """Every one of ``socks`` is held by one of ``workers``, at least AT_LEAST by each; closes them."""
+    try:
+        share = _share(workers, port, CONNECTIONS)
+        assert sum(share.values()) == CONNECTIONS, share
+        assert min(share.values()) >= AT_LEAST, f"{what}: {share}"
+        return share
+    finally:
+        for s in socks:
+            s.close()
+
+
 @pytest.fixture
 def server(tmp_path, django_db_blocker):
     # --timeout-keep-alive: the test's idle connections stay open while it counts them
@@ -87,14 +110,7 @@ def test_connections_made_while_the_workers_start_are_shared_between_them(server
         with django_db_blocker.unblock():
             server.start()
         socks = storm.result(timeout=90)
-    try:
-        workers = _wait_for_workers(server, 2)
-        share = _share(workers, server.port, CONNECTIONS)
-        assert sum(share.values()) == CONNECTIONS, share
-        assert min(share.values()) >= AT_LEAST, f"one worker took nearly all the connections: {share}"
-    finally:
-        for s in socks:
-            s.close()
+    _assert_shared(_wait_for_workers(server, 2), server.port, socks, "one worker took nearly all the connections")
 
 
 def test_a_worker_that_dies_is_replaced_and_the_replacement_gets_its_share(server, django_db_blocker):
@@ -104,21 +120,9 @@ def test_a_worker_that_dies_is_replaced_and_the_replacement_gets_its_share(serve
     os.kill(doomed.pid, signal.SIGKILL)
     # Connections that arrive meanwhile wait for the replacement in its socket's backlog.
     socks = _connect_all(server.port)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            workers = _workers(server)
-            if len(workers) == 2 and doomed.pid not in {w.pid for w in workers}:
-                break
-            assert time.monotonic() < deadline, f"the dead worker was not replaced: {server.log()[-2000:]}"
-            time.sleep(0.2)
-        share = _share(workers, server.port, CONNECTIONS)
-        assert sum(share.values()) == CONNECTIONS, share
-        assert min(share.values()) >= AT_LEAST, f"the replacement did not get its share: {share}"
-        assert survivor.pid in share
-    finally:
-        for s in socks:
-            s.close()
+    share = _assert_shared(_wait_for_replacements(server, {doomed.pid}), server.port, socks,
+                           "the replacement did not get its share")
+    assert survivor.pid in share
 
 
 def test_a_rolling_restart_keeps_each_worker_on_its_own_share(server, django_db_blocker):
@@ -127,18 +131,5 @@ def test_a_rolling_restart_keeps_each_worker_on_its_own_share(server, django_db_
         server.start()
     old = {w.pid for w in _wait_for_workers(server, 2)}
     os.kill(server.pid, signal.SIGHUP)
-    deadline = time.monotonic() + 90
-    while True:
-        workers = _workers(server)
-        if len(workers) == 2 and not old & {w.pid for w in workers}:
-            break
-        assert time.monotonic() < deadline, f"the workers were not replaced: {server.log()[-2000:]}"
-        time.sleep(0.2)
-    socks = _connect_all(server.port)
-    try:
-        share = _share(workers, server.port, CONNECTIONS)
-        assert sum(share.values()) == CONNECTIONS, share
-        assert min(share.values()) >= AT_LEAST, f"after the restart one worker took nearly all: {share}"
-    finally:
-        for s in socks:
-            s.close()
+    workers = _wait_for_replacements(server, old)
+    _assert_shared(workers, server.port, _connect_all(server.port), "after the restart one worker took nearly all")
