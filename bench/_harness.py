@@ -128,6 +128,10 @@ class BenchHost:
         self.sshd.start()
         if self.machines_nice:
             os.setpriority(os.PRIO_PROCESS, self.sshd.pid(), self.machines_nice)
+            if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+                # every sshd login and tmux server is a session, so a scheduling group, of its
+                # own: niceness does not reach across groups (bench/RESULTS.md, the echo legs)
+                print("warning: kernel.sched_autogroup_enabled=1: --machines-nice has no effect", file=sys.stderr)
         self.key, self.pub = ssh.generate_key()
         self.key_path = self.dir / "id_ed25519"
         self.key_path.write_text(self.key)

@@ -36,24 +36,14 @@ def _workers(server) -> list[psutil.Process]:
     return [c for c in psutil.Process(server.pid).children() if _connections(c, server.port, psutil.CONN_LISTEN)]
 
 
-def _wait_for_workers(server, n: int, timeout: float = 60) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        workers = _workers(server)
-        if len(workers) == n:
-            return workers
-        time.sleep(0.2)
-    raise AssertionError(f"{n} workers did not come up: {server.log()[-2000:]}")
-
-
-def _wait_for_replacements(server, gone: set[int], timeout: float = 90) -> list[psutil.Process]:
-    """Two workers again, none of them one of ``gone``."""
+def _two_workers(server, gone: frozenset[int] = frozenset(), timeout: float = 90) -> list[psutil.Process]:
+    """The two workers, once both are up and neither is one of ``gone`` (replaced workers)."""
     deadline = time.monotonic() + timeout
     while True:
         workers = _workers(server)
         if len(workers) == 2 and not gone & {w.pid for w in workers}:
             return workers
-        assert time.monotonic() < deadline, f"the workers were not replaced: {server.log()[-2000:]}"
+        assert time.monotonic() < deadline, f"two workers did not come up: {server.log()[-2000:]}"
         time.sleep(0.2)
 
 
@@ -110,17 +100,17 @@ def test_connections_made_while_the_workers_start_are_shared_between_them(server
         with django_db_blocker.unblock():
             server.start()
         socks = storm.result(timeout=90)
-    _assert_shared(_wait_for_workers(server, 2), server.port, socks, "one worker took nearly all the connections")
+    _assert_shared(_two_workers(server), server.port, socks, "one worker took nearly all the connections")
 
 
 def test_a_worker_that_dies_is_replaced_and_the_replacement_gets_its_share(server, django_db_blocker):
     with django_db_blocker.unblock():
         server.start()
-    survivor, doomed = _wait_for_workers(server, 2)
+    survivor, doomed = _two_workers(server)
     os.kill(doomed.pid, signal.SIGKILL)
     # Connections that arrive meanwhile wait for the replacement in its socket's backlog.
     socks = _connect_all(server.port)
-    share = _assert_shared(_wait_for_replacements(server, {doomed.pid}), server.port, socks,
+    share = _assert_shared(_two_workers(server, frozenset({doomed.pid})), server.port, socks,
                            "the replacement did not get its share")
     assert survivor.pid in share
 
@@ -129,7 +119,7 @@ def test_a_rolling_restart_keeps_each_worker_on_its_own_share(server, django_db_
     # SIGHUP: uvicorn's rolling restart, each worker replaced by a new one on the same slot
     with django_db_blocker.unblock():
         server.start()
-    old = {w.pid for w in _wait_for_workers(server, 2)}
+    old = frozenset(w.pid for w in _two_workers(server))
     os.kill(server.pid, signal.SIGHUP)
-    workers = _wait_for_replacements(server, old)
+    workers = _two_workers(server, old)
     _assert_shared(workers, server.port, _connect_all(server.port), "after the restart one worker took nearly all")
