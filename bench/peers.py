@@ -2,11 +2,11 @@
 One terminal, each contender, same run, same loopback sshd: baseliner against the peers.
 
     sudo .venv/bin/python bench/peers.py [--targets openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec]
-                                        [--big-mb 200] [--echo 300] [--sessions 10] [--json out.json]
+                                        [--big-mb 200] [--echo 300] [--busy-echo 100] [--sessions 10] [--json out.json]
 
 Per contender: time to first prompt on connect and on reconnect, keystroke echo round trip
-(p50/p99), `cat` of a big file (MB/s of the file; the time runs from Enter until the line after
-it is on screen), Ctrl-C during `yes` (until the prompt is back), CPU seconds per MB of the
+(p50/p99) at a quiet prompt and while the same terminal prints a line every 5 ms, `cat` of a
+big file (MB/s of the file; the time runs from Enter until the line after it is on screen), Ctrl-C during `yes` (until the prompt is back), CPU seconds per MB of the
 bridge process (the `ssh` client, this process for paramiko, webssh's tornado, baseliner's
 uvicorn) and of the sshd sessions, and memory per idle and per busy session of the bridge.
 
@@ -132,6 +132,33 @@ async def connect_time(target: Target, name: str):
     return s, time.monotonic() - t0
 
 
+# Letters no terminal control sequence of tmux's ends in, so a repaint of the stream is never
+# taken for the echo.
+BUSY_KEYS = b"QWYV"
+STREAM_CMD = b"while :; do echo 1; sleep 0.005; done\r"
+
+
+async def busy_echo(s, keys: int) -> tuple[float, float]:
+    """Echo round trip (p50, p99 ms) while the same terminal prints a line every few ms, as a
+    training run's log does: typing at 100 ms intervals, each key waited for by its letter."""
+    await s.send(STREAM_CMD)
+    await asyncio.sleep(1.0)
+    rtts = []
+    for i in range(keys):
+        key = BUSY_KEYS[i % len(BUSY_KEYS):i % len(BUSY_KEYS) + 1]
+        since = s.mark()
+        t0 = time.monotonic()
+        await s.send(key)
+        rtts.append(await s.wait_for(key, since, 5) - t0)
+        await asyncio.sleep(0.1)
+    since = s.mark()
+    await s.send(b"\x03")
+    await s.wait_for(PROMPT, since, 10)
+    await s.send(b"\x15")
+    await s.quiet()
+    return pct(rtts, 50) * 1000, pct(rtts, 99) * 1000
+
+
 async def measure(target: Target, args) -> dict:
     out: dict = {"target": target.label}
     name = "b" + secrets.token_hex(3)
@@ -165,6 +192,8 @@ async def measure(target: Target, args) -> dict:
     await s.send(b"\x15")
     await s.quiet()
     out["echo_p50_ms"], out["echo_p99_ms"] = pct(rtts, 50) * 1000, pct(rtts, 99) * 1000
+    if args.busy_echo:
+        out["busy_echo_p50_ms"], out["busy_echo_p99_ms"] = await busy_echo(s, args.busy_echo)
     # throughput
     pids = target.bridge_pids([s])
     cpu0, sshd0, recv0 = cpu_seconds(pids), target.host.sshd_children_cpu(), s.received
@@ -243,6 +272,7 @@ async def measure(target: Target, args) -> dict:
 def print_table(rows: list[dict]) -> None:
     cols = [("target", "contender", "{}"), ("connect_s", "connect s", "{:.3f}"), ("reconnect_s", "reconnect s", "{:.3f}"),
             ("echo_p50_ms", "echo p50 ms", "{:.2f}"), ("echo_p99_ms", "echo p99 ms", "{:.2f}"),
+            ("busy_echo_p50_ms", "echo p50 ms while printing", "{:.2f}"), ("busy_echo_p99_ms", "p99", "{:.2f}"),
             ("cat_MBps", "cat MB/s", "{:.1f}"), ("wire_MB", "wire MB", "{:.0f}"), ("ctrl_c_s", "Ctrl-C s", "{:.3f}"),
             ("bridge_cpu_s_per_MB", "bridge CPU s/MB", "{:.4f}"), ("sshd_cpu_s_per_MB", "sshd CPU s/MB", "{:.4f}"),
             ("idle_MB_per_session", "idle MB/session", "{:.2f}"), ("busy_MB_per_session", "busy MB/session", "{:.2f}"),
@@ -284,6 +314,8 @@ if __name__ == "__main__":
     p.add_argument("--targets", default="openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec")
     p.add_argument("--big-mb", type=int, default=200)
     p.add_argument("--echo", type=int, default=300, help="keystrokes for the echo figure")
+    p.add_argument("--busy-echo", type=int, default=100,
+                   help="keystrokes for the echo figure while the terminal prints (0: skip)")
     p.add_argument("--reconnects", type=int, default=3)
     p.add_argument("--sessions", type=int, default=10, help="sessions for the memory figures (0: skip)")
     p.add_argument("--timeout", type=float, default=120)

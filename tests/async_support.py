@@ -26,7 +26,7 @@ def async_test(fn):
             from django.db import connections
 
             try:
-                asyncio.run(fn(*args, **kwargs))
+                outcome["result"] = asyncio.run(fn(*args, **kwargs))
             except BaseException as exc:  # re-raised on the test's thread
                 outcome["error"] = exc
             finally:
@@ -39,5 +39,6 @@ def async_test(fn):
             raise TimeoutError(f"{fn.__name__} did not finish within 600 s")
         if "error" in outcome:
             raise outcome["error"]
+        return outcome.get("result")
 
     return wrapper

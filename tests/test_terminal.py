@@ -273,7 +273,7 @@ def test_a_flood_of_output_is_sent_in_batches_and_all_of_it_is_shown_and_recorde
     # its last send, not once per SSH packet: tmux repaints in packets of tens of bytes, and each
     # one cost a WebSocket frame, a recording event and a turn of the event loop (half the web
     # process's CPU per MB of a `cat`: bench/RESULTS.md). Nothing is lost or reordered.
-    from baseliner.workspace.bridge import OUTPUT_EVERY
+    from baseliner.workspace.bridge import ECHO_WINDOW, OUTPUT_EVERY
 
     m = machine_attempt
     t = open_term(live_url, m)
@@ -296,8 +296,13 @@ def test_a_flood_of_output_is_sent_in_batches_and_all_of_it_is_shown_and_recorde
     last_line = re.search(r"\n300000(\x1b\[K)?\r\n", text).start()
     typed, done = text.index(command) + len(command), text.index("flood-done")
     assert typed < last_line < done < text.index("after-flood")
-    # the events from the one after the typed command's echo to the one that ends the flood
-    flood = output[bisect.bisect_right(ends, typed):bisect.bisect_left(ends, done + 1) + 1]
+    # the events from the one after the typed command's echo to the one that ends the flood,
+    # less those right after its Enter (ECHO_WINDOW: what follows a keystroke goes at once)
+    enter = max(e[0] for e in events if e[1] == "i" and e[0] <= output[bisect.bisect_left(ends, done + 1)][0])
+    first = bisect.bisect_right(ends, typed)
+    while output[first + 1][0] <= enter + ECHO_WINDOW + 0.005:
+        first += 1
+    flood = output[first:bisect.bisect_left(ends, done + 1) + 1]
     span = flood[-1][0] - flood[0][0]
     assert span > 10 * OUTPUT_EVERY, "the flood was too short to show anything"
     # Each send waits until OUTPUT_EVERY after the one before it ended (its command-log
@@ -306,6 +311,62 @@ def test_a_flood_of_output_is_sent_in_batches_and_all_of_it_is_shown_and_recorde
     gaps = sorted(b[0] - a[0] for a, b in zip(flood, flood[1:]))
     assert gaps[0] >= OUTPUT_EVERY - 0.0015
     assert len(flood) <= span / (OUTPUT_EVERY - 0.0015) + 1
+
+
+def test_a_keystroke_is_echoed_at_once_while_the_terminal_prints(machine_attempt, monkeypatch):
+    # While output keeps coming (a training run's log) it goes out in batches; an echo must not
+    # wait for the rest of one. The bridge itself (in this process), with batches stretched to
+    # 2 s: an echo that waited would take a second on average, and the stream between
+    # keystrokes stays batched.
+    import asyncio
+
+    from baseliner.workspace import bridge as bridge_module
+    from baseliner.workspace.machine import machine_info
+
+    monkeypatch.setattr(bridge_module, "OUTPUT_EVERY", 2.0)
+    machine = machine_info(attempt=machine_attempt.attempt)
+
+    async def scenario():
+        shown, sends, changed = bytearray(), [], asyncio.Event()
+
+        async def send_bytes(data):
+            shown.extend(data)
+            sends.append(time.monotonic())
+            changed.set()
+
+        async def seen(test, timeout=15):
+            async with asyncio.timeout(timeout):
+                while not test():
+                    changed.clear()
+                    await changed.wait()
+
+        async def nothing(*args):
+            return None
+
+        bridge = bridge_module.TerminalBridge(
+            machine=machine, attempt_id=machine_attempt.attempt.pk, terminal="stream", read_only=False,
+            cols=80, rows=24, user=machine_attempt.expert, send_bytes=send_bytes, send_json=nothing, on_exit=nothing)
+        echoes = []
+        try:
+            await bridge.start()
+            await bridge.input(b"while :; do echo tick; sleep 0.02; done\r")
+            await seen(lambda: shown.count(b"tick") >= 3)  # the stream is on, in 2 s batches
+            for key in b"QXZ":
+                await asyncio.sleep(0.3)
+                since, t0 = len(shown), time.monotonic()
+                await bridge.input(bytes([key]))
+                await seen(lambda: bytes([key]) in shown[since:], timeout=5)
+                echoes.append((t0, time.monotonic() - t0))
+        finally:
+            await bridge.input(b"\x03")
+            await bridge.stop()
+        return echoes, sends
+
+    echoes, sends = async_test(scenario)()
+    assert max(took for _, took in echoes) < 0.5, echoes
+    # between keystrokes (after the echo window) the stream was still held for its batch
+    for (t0, took), (t1, _) in zip(echoes, echoes[1:]):
+        assert not [t for t in sends if t0 + took + 0.1 < t < t1], "output between keystrokes was not batched"
 
 
 def test_bad_terminal_names_and_sizes_are_refused_with_a_reason(live_url, machine_attempt):

@@ -6,7 +6,8 @@ so a reload, a dropped network or a restart of this server reattaches to the sam
 
 Output path (machine -> browser), never blocking the event loop:
     channel fileno readable (loop.add_reader) -> if the last send ended under OUTPUT_EVERY
-    ago, wait out the rest of it -> recv what is buffered -> strip and parse the
+    ago, wait out the rest of it (not within ECHO_WINDOW of a keystroke, which also ends a
+    wait) -> recv what is buffered -> strip and parse the
     shell-integration markers -> record ("o") -> binary WebSocket frame.
 Flow control, as in xterm.js's guide: the page acknowledges the bytes it has rendered
 (``{"type": "ack", "bytes": n}`` after ``term.write(data, callback)``); while more than
@@ -52,6 +53,11 @@ FLUSH_EVERY = 1.0
 # after a quiet spell (a keystroke's echo) still goes at once (bench/RESULTS.md: half the CPU
 # per MB, echo unchanged).
 OUTPUT_EVERY = 0.004
+# ...except right after a keystroke: for ECHO_WINDOW seconds after the expert types, output goes
+# the moment it arrives, and a batch already waiting is sent at once, so an echo (or Ctrl-C's
+# prompt) never waits behind a stream of output, such as a training run's log, for the rest of
+# a batch (bench/RESULTS.md: echo while the terminal prints).
+ECHO_WINDOW = 0.025
 CONNECT_TIMEOUT = 25.0
 
 
@@ -82,6 +88,11 @@ def tmux_command(*, machine: MachineInfo, name: str, read_only: bool) -> str:
     )
 
 
+def _resolve(waiter: asyncio.Future | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class PageGone(Exception):
     """The browser's socket went away while output was being sent."""
 
@@ -109,6 +120,8 @@ class TerminalBridge:
         self._command: tuple[int | None, CommandStart] | None = None
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
+        self._typed_at = float("-inf")  # loop.time() of the last keystroke
+        self._batch_wait: asyncio.Future | None = None  # set while the pump waits out a batch
 
     # --- lifecycle -----------------------------------------------------------------------
     def _open(self):  # in a thread: paramiko blocks
@@ -207,9 +220,10 @@ class TerminalBridge:
                     finally:
                         loop.remove_reader(self.fd)
                     continue
-                delay = last + OUTPUT_EVERY - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                now = loop.time()
+                delay = last + OUTPUT_EVERY - now
+                if delay > 0 and now - self._typed_at > ECHO_WINDOW:
+                    await self._wait_batch(delay)
                 chunks, n = [], 0
                 while n < MAX_BATCH and chan.recv_ready():
                     data = chan.recv(READ_CHUNK)
@@ -231,6 +245,17 @@ class TerminalBridge:
             if tail:
                 await self._deliver(tail)
         await self._on_exit()
+
+    async def _wait_batch(self, delay: float) -> None:
+        """Wait ``delay`` seconds for more output to send with what is there, or until the
+        expert types (``input`` ends the wait: what is buffered goes, and then the echo)."""
+        self._batch_wait = waiter = self.loop.create_future()
+        timer = self.loop.call_later(delay, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._batch_wait = None
 
     async def _output(self, data: bytes) -> None:
         if self.parser is not None:
@@ -285,6 +310,7 @@ class TerminalBridge:
         if self.pending_input + len(data) > MAX_PENDING_INPUT:
             return "Too much input is waiting to be sent to the machine; this paste was not sent."
         self.writer.input(data)
+        self._typed()
         if not self.pending_input and self.chan is not None and not self.chan.closed:
             # Nothing queued ahead of it: a keystroke goes straight onto the channel, with no
             # hop through the writer task.
@@ -296,6 +322,12 @@ class TerminalBridge:
             self.pending_input += len(chunk)
             self.inq.put_nowait(chunk)
         return None
+
+    def _typed(self) -> None:
+        """The expert typed: output is sent as it comes for ECHO_WINDOW, starting with what
+        a batch is waiting on."""
+        self._typed_at = self.loop.time()
+        _resolve(self._batch_wait)
 
     async def _input_writer(self) -> None:
         chan = self.chan
