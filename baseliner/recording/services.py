@@ -43,8 +43,8 @@ def recording_close(*, recording_id: int, writer: AsciicastWriter) -> None:
     if writer.error:
         fields["write_error"] = f"{writer.error}; closed while failing, its last events were lost"[:200]
     Recording.objects.filter(pk=recording_id).update(**fields)
-    if not writer.error:
-        recording_write_state(recording_id=recording_id, error=None)  # it worked again at the end
+    if writer.gaps and not writer.error:  # it failed at some point and worked again by the end
+        recording_write_state(recording_id=recording_id, error=None)
 
 
 def recording_discard(*, recording_id: int, writer: AsciicastWriter) -> None:
