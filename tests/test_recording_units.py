@@ -29,6 +29,27 @@ def test_utf8_split_between_reads_is_recorded_whole(tmp_path):
     assert [e[1:] for e in events if e[1] != "o"] == [["i", "ü"], ["r", "100x30"], ["m", "score: 0.5"]]
 
 
+def test_any_output_is_read_back_exactly_one_json_line_per_event(tmp_path):
+    # Control characters, quotes, backslashes, escape sequences, and the Unicode line separators
+    # (U+2028, U+2029, U+0085: JSON leaves them raw, and str.splitlines() splits at them).
+    import json
+
+    tricky = ["\x1b[31mred\x1b[0m", 'say "hi" \\ bye', "\x00\x07\x08\t\n\r\x7f", "\u2028\u2029\x85 é 😀", "\ufffd"]
+    w = AsciicastWriter(tmp_path / "t.cast", width=80, height=24)
+    for text in tricky:
+        w.output(text.encode())
+        w.input(text.encode())
+    w.marker('score: {"value": 0.5}')
+    w.close()
+    lines = (tmp_path / "t.cast").read_text(encoding="utf-8").split("\n")[1:-1]  # not splitlines(): U+2028
+    events = [json.loads(line) for line in lines]
+    assert [e[2] for e in events] == [t for text in tricky for t in (text, text)] + ['score: {"value": 0.5}']
+    assert [e[1] for e in events] == ["o", "i"] * len(tricky) + ["m"]
+    assert all(isinstance(e[0], float) for e in events)
+    assert lines == [json.dumps(e, ensure_ascii=False) for e in events]
+    assert read_asciicast(tmp_path / "t.cast")[1] == events
+
+
 def test_a_full_disk_leaves_a_gap_not_an_error(tmp_path):
     """The file system refuses writes (file size limit reached, as on a full disk): nothing
     raises, the events wait, and the file stays valid and says what was lost."""

@@ -174,7 +174,11 @@ class AsciicastWriter:
 
 def read_asciicast(path: Path) -> tuple[dict, list[list]]:
     """Parse an asciicast v2 file (header, events); raises ValueError if it is not one."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    # "\n" only: str.splitlines() would also split inside an event at U+2028, U+2029 or U+0085,
+    # which JSON leaves unescaped in the output text.
+    lines = Path(path).read_text(encoding="utf-8").rstrip("\n").split("\n")
+    if lines == [""]:
+        lines = []
     if not lines:
         raise ValueError("empty file")
     header = json.loads(lines[0])
