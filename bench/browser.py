@@ -160,9 +160,9 @@ def main(args) -> None:
                     from _baseliner import BaselinerApp
 
                     app = BaselinerApp(host, n=1)
-                    app.setup()
-                    app.start()
-                    try:
+                    try:  # a server that fails to start still has its scratch database dropped
+                        app.setup()
+                        app.start()
                         baseliner_open(page, app, host)
                         row.update(measure(page, host.big, args.mb, args.runs))
                     finally:

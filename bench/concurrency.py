@@ -443,8 +443,8 @@ async def main(args) -> None:
             from _baseliner import BaselinerLoad
 
             load_target = BaselinerLoad(host, n=max(ns), record=not args.no_record, workers=args.workers)
-        load_target.start()
         try:
+            load_target.start()  # in the try: a server that fails to start still has its scratch database dropped
             for n in ns:
                 row = await run_n(load_target, host, n, args)
                 print(json.dumps(row), flush=True)

@@ -135,7 +135,10 @@ async def connect_time(target: Target, name: str):
 # Letters no terminal control sequence of tmux's ends in, so a repaint of the stream is never
 # taken for the echo.
 BUSY_KEYS = b"QWYV"
-STREAM_CMD = b"while :; do echo 1; sleep 0.005; done\r"
+# One process that prints (as a training run is), not a shell loop forking `sleep` 200 times a
+# second: in such a loop the Ctrl-C that ends it was now and then lost (the loop went on) or
+# left the shell reading EOF (it logged out), in about one run in five of peers.py.
+STREAM_CMD = b"perl -e '$| = 1; while (1) { print \"1\\n\"; select(undef, undef, undef, 0.005) }'\r"
 
 
 async def busy_echo(s, keys: int) -> tuple[float, float]:
