@@ -2,6 +2,7 @@
 One terminal, each contender, same run, same loopback sshd: baseliner against the peers.
 
     sudo .venv/bin/python bench/peers.py [--targets openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec]
+                                        (also: asyncssh, asyncssh-tmux; after bench/setup_peers.sh)
                                         [--big-mb 200] [--echo 300] [--busy-echo 100] [--sessions 10] [--json out.json]
 
 Per contender: time to first prompt on connect and on reconnect, keystroke echo round trip
@@ -12,7 +13,10 @@ uvicorn) and of the sshd sessions, and memory per idle and per busy session of t
 
 "openssh-tmux" is the direct client attached to a tmux session, as baseliner's terminals are
 (each baseliner terminal is a tmux session on the machine): it is the like-for-like floor;
-"paramiko-tmux" is the same through paramiko (baseliner's SSH library) read on an event loop.
+"paramiko-tmux" is the same through paramiko (baseliner's SSH library) read on an event loop;
+"asyncssh-tmux" the same through asyncssh, which reads the socket on the event loop itself
+(paramiko reads it in a thread of its own and wakes the loop through a pipe): the SSH library's
+share of a bridge's echo and scroll.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (PROMPT, BenchHost, OpenSSHSession, ParamikoSession, WebsshServer,  # noqa: E402
+from _harness import (PROMPT, AsyncsshSession, BenchHost, OpenSSHSession, ParamikoSession, WebsshServer,  # noqa: E402
                       WebsshSession, command_line, cpu_seconds, load, machine_facts, ms, pct, rss_bytes)
 
 DONE = b"DONE-DONE"
@@ -93,6 +97,20 @@ class ParamikoTmux(OpenSSHTmux):
     session_cls = ParamikoSession
 
 
+class Asyncssh(Paramiko):
+    label = "direct asyncssh"
+
+    async def session(self, i=0, *, name=None):
+        s = AsyncsshSession(self.host, self.host.users[i % len(self.host.users)])
+        await s.open()
+        return s
+
+
+class AsyncsshTmux(OpenSSHTmux):
+    label = "direct asyncssh + tmux"
+    session_cls = AsyncsshSession
+
+
 class Webssh(Target):
     label = "webssh 1.6.3"
 
@@ -121,6 +139,7 @@ def baseliner_target(key: str):
 
 
 TARGETS = {"openssh": OpenSSH, "openssh-tmux": OpenSSHTmux, "paramiko": Paramiko, "paramiko-tmux": ParamikoTmux,
+           "asyncssh": Asyncssh, "asyncssh-tmux": AsyncsshTmux,
            "webssh": Webssh,
            "baseliner": None, "baseliner-norec": None}
 

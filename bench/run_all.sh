@@ -10,9 +10,11 @@ PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$OUT"
 bash bench/setup_peers.sh >/dev/null
 run() { local name=$1; shift; echo "== $name: $* ($(date -u +%H:%M:%S), $(cut -d' ' -f1-3 /proc/loadavg))"; timeout 900 "$PY" "$@" >"$OUT/$name.log" 2>&1; echo "   exit $? ($(date -u +%H:%M:%S))"; grep '^|' "$OUT/$name.log"; }
-run peers bench/peers.py --targets ${PEERS:-openssh,openssh-tmux,paramiko,paramiko-tmux,webssh,baseliner,baseliner-norec} --json "$OUT/peers.json"
+run peers bench/peers.py --targets ${PEERS:-openssh,openssh-tmux,paramiko,paramiko-tmux,asyncssh-tmux,webssh,baseliner,baseliner-norec} --json "$OUT/peers.json"
 run ws-floor bench/ws_floor.py
-run ssh-connect bench/ssh_connect.py
+# Is the ASGI server the limit? The same apps and client through four of them.
+run ws-servers bench/ws_floor.py --paths /,/direct --servers uvicorn,granian,hypercorn,daphne
+run ssh-connect bench/ssh_connect.py --variants plain,nodelay,product,asyncssh
 # The floor under any web terminal at N=200: the SSH library alone (paramiko, asyncssh) or one
 # OpenSSH client per expert, on the same sshd + tmux sessions, typed at the same way.
 for lib in openssh paramiko asyncssh; do

@@ -18,3 +18,11 @@ if [ ! -d .envs/asyncssh/asyncssh ]; then
   "$PY" -m pip install -q --no-deps --target .envs/asyncssh asyncssh==2.24.1
 fi
 echo "asyncssh $(grep -o "__version__ = '[^']*'" .envs/asyncssh/asyncssh/version.py)"
+# The ASGI servers ws_floor.py --servers compares uvicorn (the app's) with: granian and hypercorn
+# (with the pure-Python packages hypercorn needs that the app lacks), into their own folder, put
+# at the end of the benchmark servers' PYTHONPATH only. daphne is in the app's venv already.
+if [ ! -d .envs/asgi/granian ] || [ ! -d .envs/asgi/hypercorn ]; then
+  "$PY" -m pip install -q --no-deps --target .envs/asgi granian==2.8.7 hypercorn==0.18.0 \
+    h2==4.4.1 hpack==4.2.0 hyperframe==6.1.0 priority==2.0.0 wsproto==1.3.2
+fi
+ls .envs/asgi | sed -n 's/^\(granian\|hypercorn\)-\([0-9.]*\)\.dist-info$/\1 \2/p'

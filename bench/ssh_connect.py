@@ -12,7 +12,14 @@ Each socket variant is measured in turn, interleaved over ``--rounds``:
     product   what provisioning/ssh.py ships: TCP_NODELAY and TCP_QUICKACK re-armed per read
               (a terminal stops re-arming once its shell is open; a login and a command do not)
 
-    sudo .venv/bin/python bench/ssh_connect.py [--logins 40] [--rounds 2] [--variants plain,nodelay,product]
+    asyncssh  the same login and command through asyncssh 2.24.1 (an asyncio SSH client, its own
+              socket: TCP_NODELAY, no quick ACKs), for the SSH library's share; needs
+              bench/setup_peers.sh
+
+    sudo .venv/bin/python bench/ssh_connect.py [--logins 40] [--rounds 2] [--variants plain,nodelay,product,asyncssh]
+
+Besides the latency, each row gives this process's CPU per login (all its threads: paramiko's
+transport thread too), the client's share of what logging in costs a web server.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import BenchHost, command_line, load, machine_facts, pct  # noqa: E402
+from _harness import ASYNCSSH_DIR, BenchHost, command_line, load, machine_facts, pct  # noqa: E402
 
 from provisioning import ssh  # noqa: E402
 
@@ -43,7 +50,7 @@ def nodelay_socket(address: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-VARIANTS = {"plain": plain_socket, "nodelay": nodelay_socket, "product": PRODUCT_SOCKET}
+VARIANTS = {"plain": plain_socket, "nodelay": nodelay_socket, "product": PRODUCT_SOCKET, "asyncssh": None}
 
 
 def logins(host: BenchHost, n: int) -> list[float]:
@@ -63,6 +70,53 @@ def logins(host: BenchHost, n: int) -> list[float]:
     return times
 
 
+def asyncssh_logins(host: BenchHost, n: int) -> list[float]:
+    if str(ASYNCSSH_DIR) not in sys.path:  # bench/setup_peers.sh puts it there, not in the app's venv
+        sys.path.append(str(ASYNCSSH_DIR))
+    import asyncio
+
+    try:
+        import asyncssh
+    except ImportError:
+        raise SystemExit("the asyncssh variant needs asyncssh: run bench/setup_peers.sh first") from None
+
+    user = host.users[0]
+    known = asyncssh.import_known_hosts(f"[127.0.0.1]:{host.sshd.port} {host.sshd.host_key}\n")
+    key = asyncssh.import_private_key(host.key)
+
+    async def go() -> list[float]:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn = await asyncssh.connect("127.0.0.1", host.sshd.port, username=user.name, known_hosts=known,
+                                          client_keys=[key], agent_path=None, config=None)
+            try:
+                result = await conn.run("echo ok", timeout=10)
+            finally:
+                conn.close()
+                await conn.wait_closed()
+            if result.stdout != "ok\n":
+                raise RuntimeError(f"unexpected output {result.stdout!r}")
+            times.append(time.perf_counter() - t0)
+        return times
+
+    return asyncio.run(go())
+
+
+def timed(host: BenchHost, name: str, n: int) -> tuple[list[float], float]:
+    """(each login's seconds, this process's CPU seconds per login)."""
+    cpu0 = time.process_time()
+    if name == "asyncssh":
+        times = asyncssh_logins(host, n)
+    else:
+        ssh._open_socket = VARIANTS[name]
+        try:
+            times = logins(host, n)
+        finally:
+            ssh._open_socket = PRODUCT_SOCKET
+    return times, (time.process_time() - cpu0) / n
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--logins", type=int, default=40)
@@ -74,20 +128,17 @@ def main() -> None:
     print("command:", command_line())
     rows = []
     with BenchHost(n_users=1, big_mb=1) as host:
-        logins(host, 3)  # warm up: sshd's first re-exec, page cache
+        for name in variants:  # warm up each: sshd's first re-exec, page cache, imports
+            timed(host, name, 3)
         for rnd in range(args.rounds):
             for name in variants:
-                ssh._open_socket = VARIANTS[name]
-                try:
-                    times = logins(host, args.logins)
-                finally:
-                    ssh._open_socket = PRODUCT_SOCKET
-                rows.append((name, rnd + 1, times, load()))
-    print("| socket | round | login + one command p50 ms | mean | p90 | load |")
-    print("|---|---|---|---|---|---|")
-    for name, rnd, times, at in rows:
+                times, cpu = timed(host, name, args.logins)
+                rows.append((name, rnd + 1, times, cpu, load()))
+    print("| variant | round | login + one command p50 ms | mean | p90 | client CPU ms per login | load |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rnd, times, cpu, at in rows:
         print(f"| {name} | {rnd} | {pct(times, 50) * 1000:.1f} | {statistics.mean(times) * 1000:.1f} | "
-              f"{pct(times, 90) * 1000:.1f} | {at} |")
+              f"{pct(times, 90) * 1000:.1f} | {cpu * 1000:.1f} | {at} |")
 
 
 if __name__ == "__main__":

@@ -209,17 +209,34 @@ def test_echo_legs_splits_the_echoes_of_a_concurrency_run(tmp_path):
 
 
 def test_ws_floor_times_every_row():
-    out = run_bench("ws_floor.py", "--keys", 20, "--rounds", 1)
+    # (the server's CPU is read in 10 ms ticks: enough keys and MB that no figure rounds to 0)
+    out = run_bench("ws_floor.py", "--keys", 200, "--rounds", 1, "--stream-mb", 30)
     rows = table(out)
     assert [r["path"] for r in rows] == [
-        "WebSocket round trip through uvicorn, nothing behind it",
+        "WebSocket round trip through the ASGI server, nothing behind it",
         "... through a Channels consumer, Channels' stock message loop",
         "... Channels' stock loop, dispatch without close_old_connections",
         "... through a Channels consumer, baseliner's DirectDispatchConsumer"], rows
     for row in rows:
+        assert row["server"] == "uvicorn", row
         positive(row, "echo p50 ms", below=1000)
         positive(row, "echo p99 ms", below=STALL_MS)
         assert float(row["echo p99 ms"]) >= float(row["echo p50 ms"]), row
+        positive(row, "server CPU us per round trip", below=1_000_000)
+    # the stream (16 KB frames, every byte counted by the client) on the bare app and the terminal's consumer
+    for row in (rows[0], rows[3]):
+        positive(row, "stream MB/s", "server CPU s/MB")
+    assert rows[1]["stream MB/s"] == rows[2]["stream MB/s"] == "-", rows
+
+
+def test_ws_floor_compares_asgi_servers():
+    # daphne is in the app's venv (Channels); granian and hypercorn come from bench/setup_peers.sh
+    out = run_bench("ws_floor.py", "--keys", 200, "--rounds", 1, "--stream-mb", 30, "--paths", "/,/direct",
+                    "--servers", "uvicorn,daphne")
+    rows = table(out)
+    assert [r["server"] for r in rows] == ["uvicorn", "daphne", "uvicorn", "daphne"], rows
+    for row in rows:
+        positive(row, "echo p50 ms", "server CPU us per round trip", "stream MB/s", "server CPU s/MB")
 
 
 def test_gc_log_records_the_collections_of_a_benchmark(tmp_path):
@@ -246,12 +263,13 @@ def test_tmux_pane_times_every_row():
 
 @needs_root
 def test_ssh_connect_times_every_socket_variant():
-    # paramiko's login only: the script has no asyncssh part
+    # paramiko's logins only: the asyncssh variant needs bench/setup_peers.sh
     out = run_bench("ssh_connect.py", "--logins", 3, "--rounds", 1)
     rows = table(out)
-    assert [r["socket"] for r in rows] == ["plain", "nodelay", "product"], rows
+    assert [r["variant"] for r in rows] == ["plain", "nodelay", "product"], rows
     for row in rows:
         positive(row, "login + one command p50 ms", "mean", "p90", below=10_000)
+        positive(row, "client CPU ms per login", below=10_000)
 
 
 def test_export_at_two_sizes():
