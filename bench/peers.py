@@ -62,53 +62,45 @@ class Target:
         pass
 
 
-class OpenSSH(Target):
-    label = "direct OpenSSH (pty)"
-
-    async def session(self, i=0, *, name=None):
-        s = OpenSSHSession(self.host, self.host.users[i % len(self.host.users)])
-        await s.open()
-        return s
-
-
-class OpenSSHTmux(Target):
-    label = "direct OpenSSH + tmux"
-    tmux = True
+class Direct(Target):
+    """One SSH client per terminal and no web server: ``session_cls`` at a login shell, or, where
+    ``tmux`` is set, attached to a tmux session as every baseliner terminal is."""
     session_cls = OpenSSHSession
 
     async def session(self, i=0, *, name=None):
-        cmd = f"exec tmux -u new-session -A -s {name or 'bench'}"
+        cmd = f"exec tmux -u new-session -A -s {name or 'bench'}" if self.tmux else None
         s = self.session_cls(self.host, self.host.users[i % len(self.host.users)], command=cmd)
         await s.open()
         return s
 
 
-class Paramiko(Target):
+class OpenSSH(Direct):
+    label = "direct OpenSSH (pty)"
+
+
+class OpenSSHTmux(Direct):
+    label = "direct OpenSSH + tmux"
+    tmux = True
+
+
+class Paramiko(Direct):
     label = "direct paramiko"
-
-    async def session(self, i=0, *, name=None):
-        s = ParamikoSession(self.host, self.host.users[i % len(self.host.users)])
-        await s.open()
-        return s
-
-
-class ParamikoTmux(OpenSSHTmux):
-    label = "direct paramiko + tmux"
     session_cls = ParamikoSession
 
 
-class Asyncssh(Paramiko):
+class ParamikoTmux(Paramiko):
+    label = "direct paramiko + tmux"
+    tmux = True
+
+
+class Asyncssh(Direct):
     label = "direct asyncssh"
-
-    async def session(self, i=0, *, name=None):
-        s = AsyncsshSession(self.host, self.host.users[i % len(self.host.users)])
-        await s.open()
-        return s
-
-
-class AsyncsshTmux(OpenSSHTmux):
-    label = "direct asyncssh + tmux"
     session_cls = AsyncsshSession
+
+
+class AsyncsshTmux(Asyncssh):
+    label = "direct asyncssh + tmux"
+    tmux = True
 
 
 class Webssh(Target):
