@@ -131,4 +131,7 @@ def ws_connect(live_url: str, path: str, *, user=None, cookie: str | None = None
     headers = {"Origin": origin or live_url}
     if user is not None or cookie:
         headers["Cookie"] = f"sessionid={cookie or session_cookie(user)}"
-    return connect(live_url.replace("http://", "ws://") + path, additional_headers=headers, max_size=None, **kw)
+    # legacy=True: the connection is returned open, for the caller to close (websockets 17 warns
+    # when that is left implicit, and its default may become a context manager only)
+    return connect(live_url.replace("http://", "ws://") + path, additional_headers=headers, max_size=None,
+                   legacy=True, **kw)
