@@ -22,6 +22,7 @@ import io
 import shlex
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def _tar(entries: list[tuple[Path | bytes, str]], *, owner: str, group: str, pro
         for source, name in entries:
             if isinstance(source, bytes):
                 info = own(tarfile.TarInfo(name))
-                info.size, info.mode = len(source), 0o644
+                # written now (a TarInfo's own mtime is 1970, which `ls -l` would show the expert)
+                info.size, info.mode, info.mtime = len(source), 0o644, time.time()
                 tar.addfile(info, io.BytesIO(source))
             else:
                 for child in sorted(source.iterdir()):

@@ -53,6 +53,9 @@ def test_provision_run_as_the_expert_protected_dir_and_a_clean_teardown(local, a
     assert out.ok, out.stderr
     assert out.stdout.splitlines()[:6] == [user, home, "print('starting solution')", "data", user, "# Do the thing"]
     assert "reference" not in out.stdout
+    # The instructions baseliner writes are dated when the machine was prepared, not 1970.
+    written = float(lease_run(lease=lease, as_admin=False, command="stat -c %Y instructions.md").stdout)
+    assert abs(time.time() - written) < 600, written
 
     # The expert can neither read nor write the protected scoring folder...
     for command in (f"ls {protected}", f"cat {protected}/score.py", f"touch {protected}/x",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -39,7 +40,7 @@ def _tar(files: dict[str, tuple[bytes, int]] | None = None, folder: Path | None 
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, (data, mode) in (files or {}).items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
+            info.size, info.mode, info.mtime = len(data), mode, time.time()  # not 1970
             tar.addfile(info, io.BytesIO(data))
         if folder is not None:
             for p in sorted(folder.rglob("*")):
