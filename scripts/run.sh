@@ -9,6 +9,8 @@ bash scripts/setup.sh
 export BASELINER_VAR_DIR="${BASELINER_VAR_DIR:-$PWD/var}"
 mkdir -p "$BASELINER_VAR_DIR/run"
 PORT="${PORT:-8000}"
+# The machines' `score` command posts here: this server, on whatever port it was given.
+export BASELINER_PUBLIC_URL="${BASELINER_PUBLIC_URL:-http://127.0.0.1:$PORT}"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM

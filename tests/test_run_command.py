@@ -108,6 +108,14 @@ def test_the_run_command_serves_the_demo_end_to_end_and_ctrl_c_stops_it_all(tmp_
                 else:
                     seen += msg
             assert b"run-cmd-42" in seen, seen[-500:]
+            # The machine's own `score` command reaches this server, whatever port it was given.
+            ws.send(b"score\r")
+            deadline = time.monotonic() + 90
+            while not re.search(rb"#1 \w+: normalized|score: ", seen) and time.monotonic() < deadline:
+                msg = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+                if isinstance(msg, bytes):
+                    seen += msg
+            assert re.search(rb"#1 \w+: normalized", seen), seen[-800:]
 
         # The demo admin sees it in the review pages.
         admin = _login(base, "admin", "admin-demo-pass")
