@@ -4,9 +4,12 @@ from datetime import timedelta
 import pytest
 
 from baseliner.attempts import clock
+from baseliner.attempts.ending import attempt_end_steps_run
 from baseliner.attempts.lifecycle import attempt_end
 from baseliner.attempts.services import attempt_clock_start, attempt_transition
 from baseliner.attempts.states import EndReason, State
+from baseliner.scoring.models import ScoreEntry
+from baseliner.scoring.services import Outcome, score_record
 from baseliner.surveys.models import Survey, SurveyResponse
 from baseliner.surveys.services import SurveyError, SurveyInvalid, survey_active, survey_response_submit
 from tests import factories
@@ -132,3 +135,31 @@ def test_home_lists_state_time_used_score_and_survey_status(client):
     html = client.get("/").content.decode()
     assert "0.420" in html and "0.990" not in html
     assert "Due — answer it" in html and "Done" in html and "0:05:00" in html
+
+
+def test_the_survey_shows_the_score_that_counts_where_experts_may_see_scores(client):
+    # "Did your final score match your expectations?" is asked beside that score.
+    shown = factories.attempt(score_visible_to_expert=True)
+    attempt_transition(attempt=shown, to=State.PROVISIONING)
+    attempt_clock_start(attempt=shown, at=clock.now() - timedelta(minutes=5))
+    for raw in (2.0, 1.0, 3.0):  # a best-of environment, higher is better: #3 counts
+        score_record(attempt=shown, outcome=Outcome(raw, ScoreEntry.Status.OK, "ok"), trigger="button")
+    shown = attempt_end(attempt=shown, reason=EndReason.EXPERT, actor=shown.expert)
+    client.force_login(shown.expert)
+    # Right after the end the worker is still on the ending steps (the final scoring among them).
+    assert "still being worked out" in client.get(f"/attempts/{shown.pk}/survey/").content.decode()
+    attempt_end_steps_run(attempt_id=shown.pk)
+    shown.refresh_from_db()
+    assert shown.final_score.sequence == 3
+    html = client.get(f"/attempts/{shown.pk}/survey/").content.decode()
+    assert "Your score that counts" in html and f"{shown.final_normalized_score:.3f}" in html, html
+    assert "from score #3" in html
+
+    nothing = ended(expert=shown.expert, score_visible_to_expert=True)
+    attempt_end_steps_run(attempt_id=nothing.pk)
+    html = client.get(f"/attempts/{nothing.pk}/survey/").content.decode()
+    assert "No score counts for this attempt" in html
+
+    hidden = ended(expert=shown.expert, score_visible_to_expert=False)
+    html = client.get(f"/attempts/{hidden.pk}/survey/").content.decode()
+    assert 'id="final-score"' not in html and "Did your final score match" in html

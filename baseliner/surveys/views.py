@@ -58,4 +58,7 @@ def attempt_survey(request, attempt_id: int):
         "attempt": attempt, "survey": survey, "questions": questions, "error": error,
         "submitted": response is not None and response.submitted_at is not None,
         "open": attempt.state == "ended",
+        # The first question asks whether the score matched: the score that counts is shown
+        # above it, where the environment lets experts see scores (as on the home page).
+        "show_score": attempt.environment.score_visible_to_expert,
     })
