@@ -209,8 +209,9 @@ def test_echo_legs_splits_the_echoes_of_a_concurrency_run(tmp_path):
 
 
 def test_ws_floor_times_every_row():
-    # (the server's CPU is read in 10 ms ticks: enough keys and MB that no figure rounds to 0)
-    out = run_bench("ws_floor.py", "--keys", 200, "--rounds", 1, "--stream-mb", 30)
+    # (the server's CPU is read in 10 ms ticks: enough keys and MB that no figure rounds to 0;
+    # uvicorn streams 30 MB in under 10 ms of CPU)
+    out = run_bench("ws_floor.py", "--keys", 400, "--rounds", 1, "--stream-mb", 300)
     rows = table(out)
     assert [r["path"] for r in rows] == [
         "WebSocket round trip through the ASGI server, nothing behind it",
@@ -231,7 +232,7 @@ def test_ws_floor_times_every_row():
 
 def test_ws_floor_compares_asgi_servers():
     # daphne is in the app's venv (Channels); granian and hypercorn come from bench/setup_peers.sh
-    out = run_bench("ws_floor.py", "--keys", 200, "--rounds", 1, "--stream-mb", 30, "--paths", "/,/direct",
+    out = run_bench("ws_floor.py", "--keys", 400, "--rounds", 1, "--stream-mb", 300, "--paths", "/,/direct",
                     "--servers", "uvicorn,daphne")
     rows = table(out)
     assert [r["server"] for r in rows] == ["uvicorn", "daphne", "uvicorn", "daphne"], rows
