@@ -50,7 +50,15 @@ def nodelay_socket(address: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-VARIANTS = {"plain": plain_socket, "nodelay": nodelay_socket, "product": PRODUCT_SOCKET, "asyncssh": None}
+def paramiko_logins(open_socket):
+    """``logins`` with ``open_socket`` under ``provisioning.ssh.connect`` for its duration."""
+    def run(host: BenchHost, n: int) -> list[float]:
+        ssh._open_socket = open_socket
+        try:
+            return logins(host, n)
+        finally:
+            ssh._open_socket = PRODUCT_SOCKET
+    return run
 
 
 def logins(host: BenchHost, n: int) -> list[float]:
@@ -103,17 +111,14 @@ def asyncssh_logins(host: BenchHost, n: int) -> list[float]:
     return asyncio.run(go())
 
 
+VARIANTS = {"plain": paramiko_logins(plain_socket), "nodelay": paramiko_logins(nodelay_socket),
+            "product": paramiko_logins(PRODUCT_SOCKET), "asyncssh": asyncssh_logins}
+
+
 def timed(host: BenchHost, name: str, n: int) -> tuple[list[float], float]:
     """(each login's seconds, this process's CPU seconds per login)."""
     cpu0 = time.process_time()
-    if name == "asyncssh":
-        times = asyncssh_logins(host, n)
-    else:
-        ssh._open_socket = VARIANTS[name]
-        try:
-            times = logins(host, n)
-        finally:
-            ssh._open_socket = PRODUCT_SOCKET
+    times = VARIANTS[name](host, n)
     return times, (time.process_time() - cpu0) / n
 
 
